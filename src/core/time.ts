@@ -1,0 +1,43 @@
+// MDE timestamps: UTC, 100-nanosecond precision. Stored with exactly 7 fraction digits so that string order
+// is time order in every database; served with trailing zeros trimmed, as the live service does.
+
+const FIXED = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\.(\d{7})Z$/;
+
+/** Formats epoch microseconds (plus an optional 100 ns digit) as the stored fixed-width form. */
+export function formatTicks(epochMicros: bigint, hundredNanos = 0): string {
+  const ms = Number(epochMicros / 1000n);
+  const micros = Number(epochMicros % 1000n);
+  const base = new Date(ms).toISOString(); // 2026-11-29T06:57:06.123Z
+  return `${base.slice(0, 23)}${String(micros).padStart(3, '0')}${hundredNanos}Z`;
+}
+
+/** Stored form → wire form: trailing zeros of the fraction trimmed (and the dot when nothing is left). */
+export function toWireTimestamp(stored: string): string {
+  const m = FIXED.exec(stored);
+  if (!m) return stored;
+  const frac = m[2]!.replace(/0+$/, '');
+  return frac ? `${m[1]}.${frac}Z` : `${m[1]}Z`;
+}
+
+/**
+ * Any ISO-8601 date or date-time an OData client may send (`2019-11-22T00:00:00Z`, `2018-08-01Z`,
+ * `2024-01-01T10:00:00.12+02:00`) → the stored fixed-width UTC form, or null when it is not a date.
+ */
+export function normalizeTimestamp(input: string): string | null {
+  const m = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?(Z|[+-]\d{2}:\d{2})?$/i.exec(input);
+  if (!m) return null;
+  const [, y, mo, d, h = '00', mi = '00', s = '00', frac = '', tz = 'Z'] = m;
+  const whole = Date.parse(`${y}-${mo}-${d}T${h}:${mi}:${s}${tz.toUpperCase() === 'Z' ? 'Z' : tz}`);
+  if (Number.isNaN(whole)) return null;
+  const digits = (frac + '0000000').slice(0, 7);
+  return `${new Date(whole).toISOString().slice(0, 19)}.${digits}Z`;
+}
+
+/** Stored form → epoch milliseconds (sub-millisecond digits dropped). */
+export function timestampToMillis(stored: string): number {
+  return Date.parse(stored.slice(0, 23) + 'Z');
+}
+
+export function millisToTimestamp(ms: number): string {
+  return formatTicks(BigInt(Math.floor(ms)) * 1000n);
+}
