@@ -27,6 +27,10 @@ export function normalizeTimestamp(input: string): string | null {
   const m = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?(Z|[+-]\d{2}:\d{2})?$/i.exec(input);
   if (!m) return null;
   const [, y, mo, d, h = '00', mi = '00', s = '00', frac = '', tz = 'Z'] = m;
+  // Date.parse rolls impossible dates over (2024-02-30 → March 1st, T24:00 → next day): refuse them instead.
+  const daysInMonth = new Date(Date.UTC(Number(y), Number(mo), 0)).getUTCDate();
+  if (Number(mo) < 1 || Number(mo) > 12 || Number(d) < 1 || Number(d) > daysInMonth) return null;
+  if (Number(h) > 23 || Number(mi) > 59 || Number(s) > 59) return null;
   const whole = Date.parse(`${y}-${mo}-${d}T${h}:${mi}:${s}${tz.toUpperCase() === 'Z' ? 'Z' : tz}`);
   if (Number.isNaN(whole)) return null;
   const digits = (frac + '0000000').slice(0, 7);

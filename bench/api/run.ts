@@ -1,0 +1,82 @@
+// POST StopAndQuarantineFile throughput and latency with durable commits, against a bare Fastify hello-world
+// measured in the same run. Loopback only; bounded in time.
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fetchToken } from '../../test/helpers/testServer.ts';
+import { openSqliteStore } from '../../src/store/sqlite/openSqliteStore.ts';
+import { nowTimestamp } from '../../src/server/clock.ts';
+import { load, startChild } from '../lib.ts';
+
+const root = join(import.meta.dirname, '../..');
+const BIN = join(root, 'bin/tourniquet.js');
+const duration = Number(process.env.BENCH_SECONDS ?? 10);
+
+export async function benchApi() {
+  const hello = await startChild(['--import', 'tsx', join(root, 'bench/api/helloServer.ts')]);
+  const baseline = await load({ url: hello.url, method: 'POST', duration, body: '{}', headers: { 'content-type': 'application/json' } });
+  await hello.stop();
+
+  const dataDir = mkdtempSync(join(tmpdir(), 'tq-bench-api-'));
+  try {
+    const created = spawnSync(
+      process.execPath,
+      [BIN, 'apps', 'create', '--name', 'bench', '--roles', 'Machine.StopAndQuarantine,Machine.Read.All', '--data', dataDir, '--json'],
+      { encoding: 'utf8' },
+    );
+    if (created.status !== 0) throw new Error(created.stderr);
+    const creds = JSON.parse(created.stdout);
+    const store = await openSqliteStore({ path: join(dataDir, 'tourniquet.db') });
+    const machineId = randomBytes(20).toString('hex');
+    const now = nowTimestamp();
+    await store.upsertMachine({
+      id: machineId, mergedIntoMachineId: null, isPotentialDuplication: false, isExcluded: false, exclusionReason: null,
+      computerDnsName: 'bench-target', firstSeen: now, lastSeen: now, osPlatform: 'Linux', osVersion: null,
+      osProcessor: 'x64', version: '12', lastIpAddress: null, lastExternalIpAddress: null, agentVersion: '1.0.0',
+      osBuild: null, healthStatus: 'Active', deviceValue: 'Normal', rbacGroupId: 0, rbacGroupName: null,
+      riskScore: 'None', exposureLevel: 'None', isAadJoined: false, aadDeviceId: null, machineTags: [],
+      defenderAvStatus: 'Updated', onboardingStatus: 'Onboarded', osArchitecture: '64-bit', managedBy: 'Unknown',
+      managedByStatus: 'Unknown', ipAddresses: [], vmMetadata: null, devicePublicKey: null, protectionRunning: true,
+      capabilities: [], enrollGroup: null, domain: null, offboarded: false, simulated: false,
+    });
+    await store.close();
+    const server = await startChild([BIN, 'serve', '--port', '0', '--data', dataDir], {
+      TOURNIQUET_RATE_PER_MINUTE: '100000000',
+      TOURNIQUET_RATE_PER_HOUR: '1000000000',
+    });
+    try {
+      const token = await fetchToken(server.url, creds);
+      const tq = await load({
+        url: `${server.url}/api/machines/${machineId}/StopAndQuarantineFile`,
+        method: 'POST',
+        duration,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        requests: [
+          {
+            setupRequest: (req) => ({
+              ...req,
+              body: JSON.stringify({ Comment: 'bench', Sha1: randomBytes(20).toString('hex') }),
+            }),
+          },
+        ],
+      });
+      return {
+        name: 'api',
+        baseline: { what: 'Fastify hello-world POST', ...baseline },
+        tourniquet: { what: 'POST StopAndQuarantineFile (durable, synchronous=FULL)', ...tq },
+        ratio: Number((tq.rps / baseline.rps).toFixed(3)),
+        target: 0.3,
+      };
+    } finally {
+      await server.stop();
+    }
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  console.log(JSON.stringify(await benchApi(), null, 2));
+}

@@ -1,0 +1,111 @@
+// Once the API has answered 201, the action survives a kill -9 of the server: every acknowledged action is
+// there after a restart, and none is there twice.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { describe, it } from 'node:test';
+import { openSqliteStore } from '../../src/store/sqlite/openSqliteStore.ts';
+import { fetchToken } from '../helpers/testServer.ts';
+import { nowTimestamp } from '../../src/server/clock.ts';
+
+const BIN = join(import.meta.dirname, '../../bin/tourniquet.js');
+
+function startChild(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--data', dataDir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, TOURNIQUET_RATE_PER_MINUTE: '1000000', TOURNIQUET_RATE_PER_HOUR: '10000000' },
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('server did not start')), 20_000);
+    let err = '';
+    child.stderr!.on('data', (d) => (err += d));
+    child.once('exit', (code) => reject(new Error(`server exited ${code}: ${err}`)));
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const m = /^listening on (http:\/\/\S+)$/.exec(line);
+      if (m) {
+        clearTimeout(timer);
+        child.removeAllListeners('exit');
+        resolve({ child, url: m[1]! });
+      }
+    });
+  });
+}
+
+describe('durability', () => {
+  it('keeps every acknowledged action across kill -9', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tq-durable-'));
+    try {
+      const created = spawnSync(
+        process.execPath,
+        [BIN, 'apps', 'create', '--name', 'burst', '--roles', 'Machine.StopAndQuarantine,Machine.Read.All', '--data', dataDir, '--json'],
+        { encoding: 'utf8' },
+      );
+      assert.equal(created.status, 0, created.stderr);
+      const creds = JSON.parse(created.stdout);
+      const store = await openSqliteStore({ path: join(dataDir, 'tourniquet.db') });
+      const machineId = randomBytes(20).toString('hex');
+      const now = nowTimestamp();
+      await store.upsertMachine({
+        id: machineId, mergedIntoMachineId: null, isPotentialDuplication: false, isExcluded: false, exclusionReason: null,
+        computerDnsName: 'burst-target', firstSeen: now, lastSeen: now, osPlatform: 'Linux', osVersion: null,
+        osProcessor: 'x64', version: '12', lastIpAddress: null, lastExternalIpAddress: null, agentVersion: '1.0.0',
+        osBuild: null, healthStatus: 'Active', deviceValue: 'Normal', rbacGroupId: 0, rbacGroupName: null,
+        riskScore: 'None', exposureLevel: 'None', isAadJoined: false, aadDeviceId: null, machineTags: [],
+        defenderAvStatus: 'Updated', onboardingStatus: 'Onboarded', osArchitecture: '64-bit', managedBy: 'Unknown',
+        managedByStatus: 'Unknown', ipAddresses: [], vmMetadata: null, devicePublicKey: null, protectionRunning: true,
+        capabilities: [], enrollGroup: null, domain: null, offboarded: false, simulated: false,
+      });
+      await store.close();
+
+      const first = await startChild(dataDir);
+      const token = await fetchToken(first.url, creds);
+      const acknowledged: string[] = [];
+      let killed = false;
+      const worker = async () => {
+        while (!killed) {
+          try {
+            const res = await fetch(`${first.url}/api/machines/${machineId}/StopAndQuarantineFile`, {
+              method: 'POST',
+              headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+              body: JSON.stringify({ Comment: 'burst', Sha1: randomBytes(20).toString('hex') }),
+            });
+            const body = await res.text();
+            if (res.status === 201) acknowledged.push(JSON.parse(body).id);
+            if (acknowledged.length >= 300 && !killed) {
+              killed = true;
+              first.child.kill('SIGKILL');
+            }
+          } catch {
+            return; // connection reset by the kill
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: 16 }, worker));
+      await new Promise((r) => (first.child.exitCode !== null || first.child.signalCode ? r(null) : first.child.once('exit', r)));
+      assert.ok(acknowledged.length >= 300);
+
+      const second = await startChild(dataDir);
+      try {
+        const token2 = await fetchToken(second.url, creds);
+        const res = await fetch(`${second.url}/api/machineactions?$top=10000&$filter=machineId eq '${machineId}'`, {
+          headers: { authorization: `Bearer ${token2}` },
+        });
+        const list = (await res.json()) as { value: { id: string; relatedFileInfo: { fileIdentifier: string } }[] };
+        const ids = new Set(list.value.map((a) => a.id));
+        for (const id of acknowledged) assert.ok(ids.has(id), `acknowledged action ${id} lost`);
+        assert.equal(ids.size, list.value.length, 'no action twice');
+        const hashes = new Set(list.value.map((a) => a.relatedFileInfo.fileIdentifier));
+        assert.equal(hashes.size, list.value.length, 'no request recorded twice');
+      } finally {
+        second.child.kill('SIGTERM');
+        await new Promise((r) => second.child.once('exit', r));
+      }
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
