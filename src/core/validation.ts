@@ -29,6 +29,8 @@ export function requireString(body: Record<string, unknown>, key: string): strin
   const v = body[key];
   if (v === undefined || v === null) throw new MdeError(400, 'MissingRequiredParameter', `Parameter ${key} is missing`);
   if (typeof v !== 'string') throw new MdeError(400, 'InvalidRequestBody', `Parameter ${key} must be a string`);
+  // NUL cannot be stored in PostgreSQL text and never belongs in a comment or an identifier.
+  if (v.includes('\u0000')) throw new MdeError(400, 'InvalidInput', `Invalid input ${key}: contains a NUL character`);
   return v;
 }
 

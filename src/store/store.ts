@@ -123,14 +123,14 @@ export interface Store {
 
   // Token signing keys (shared by every node)
   listSigningKeys(): Promise<SigningKeyRecord[]>;
-  /** Inserts `key` as active unless another node inserted an active key first; returns the active keys. */
+  /** Inserts `key`; only one key may be active, so a rotation retires the old key first. */
   insertSigningKey(key: SigningKeyRecord): Promise<void>;
   retireSigningKey(kid: string, at: string): Promise<void>;
 
   // Enroll tokens
   createEnrollToken(t: EnrollTokenRecord): Promise<void>;
   findEnrollTokenByHash(tokenHash: string): Promise<EnrollTokenRecord | null>;
-  /** Counts one use; false when the token is unknown, revoked, expired at `now` or used up (atomic). */
+  /** Counts one use and returns the token; null when it is unknown, revoked, expired at `now` or used up (atomic). */
   consumeEnrollToken(tokenHash: string, now: string): Promise<EnrollTokenRecord | null>;
   revokeEnrollToken(id: string, at: string): Promise<boolean>;
 

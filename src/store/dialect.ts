@@ -1,0 +1,25 @@
+// The few places where SQLite and PostgreSQL truly differ, as data the one KyselyStore branches on — never as
+// copies of its queries.
+import type { Kysely } from 'kysely';
+import type { GroupCommitOptions } from './groupCommit.ts';
+import type { Database } from './schema.ts';
+
+export interface StoreDialect {
+  readonly kind: 'sqlite' | 'postgres';
+  /**
+   * Opens a write transaction. SQLite: BEGIN IMMEDIATE takes the write lock up front, so a transaction that
+   * reads then writes never fails to upgrade its lock half-way (SQLITE_BUSY with no retry).
+   */
+  readonly beginWrite: string;
+  /** Row locks (FOR UPDATE, SKIP LOCKED): PostgreSQL has them; SQLite has one writer at a time anyway. */
+  readonly rowLocks: boolean;
+  /** Runs a write after every earlier write of this process on the same database (SQLite), or directly. */
+  serializeWrites<T>(fn: () => Promise<T>): Promise<T>;
+  /** Inside a write transaction: excludes every other appender of the audit chain until commit. */
+  lockAuditChain(trx: Kysely<Database>): Promise<void>;
+  /** Bound parameters allowed in one statement. */
+  readonly maxParameters: number;
+  /** Group commit for createAction; null writes each action in its own transaction. */
+  readonly actionGroupCommit: GroupCommitOptions | null;
+  readonly auditGroupCommit: GroupCommitOptions;
+}

@@ -1,0 +1,813 @@
+// The Store, once, over Kysely: SQLite and PostgreSQL run these same queries. Dialect differences (locking,
+// transaction start, batching, notifications) come in through a small StoreDialect and a Notifier.
+import { sql } from 'kysely';
+import type { Kysely, SqlBool, Updateable } from 'kysely';
+import type { ActionStatus, DeviceResultRecord, MachineAction, Transition } from '../core/actions.ts';
+import { ACTION_STATUSES, ACTIVE_STATUSES, HRESULT, isFinal, nextStatus } from '../core/actions.ts';
+import { activeRequestAlreadyExists } from '../core/errors.ts';
+import type { Machine } from '../core/machines.ts';
+import { MACHINE_ID_RE } from '../core/machines.ts';
+import type { ListQuery } from '../core/query.ts';
+import { millisToTimestamp, timestampToMillis } from '../core/time.ts';
+import { isGuid } from '../core/validation.ts';
+import { auditHash, GENESIS_HASH, normalizeAuditEntry } from './auditChain.ts';
+import type { StoreDialect } from './dialect.ts';
+import type { ItemOutcome } from './groupCommit.ts';
+import { GroupCommitter } from './groupCommit.ts';
+import {
+  checkAction,
+  checkMachine,
+  checkMachineId,
+  checkObservation,
+  checkTimestamp,
+  checkVaultItem,
+  checkVisibility,
+} from './inputChecks.ts';
+import { ACTION_ENTITY, checkPaging, compileFilter, compileOrder, MACHINE_ENTITY } from './listQuery.ts';
+import type { Notifier } from './notifier.ts';
+import {
+  actionFromRow,
+  actionToRow,
+  appFromRow,
+  appToRow,
+  auditFromRow,
+  auditToRow,
+  enrollTokenFromRow,
+  enrollTokenToRow,
+  json,
+  machineFromRow,
+  machineToRow,
+  observationFromRow,
+  observationToRow,
+  signingKeyFromRow,
+  signingKeyToRow,
+  tenantFromRow,
+  vaultItemFromRow,
+  vaultItemToRow,
+} from './rowMapping.ts';
+import type { AuditLogTable, Database, MachineActionsTable, MachinesTable } from './schema.ts';
+import type {
+  AppRecord,
+  AuditEntry,
+  EnrollTokenRecord,
+  FileObservation,
+  ListResult,
+  NewAuditEntry,
+  SigningKeyRecord,
+  Store,
+  StoreNotification,
+  Tenant,
+  TransitionResult,
+  VaultItemRecord,
+  Visibility,
+} from './store.ts';
+
+/** Consecutive sightings of one IP on one machine closer than this form one interval (findbyip's ±15 min). */
+const IP_INTERVAL_GAP_MS = 15 * 60 * 1000;
+
+/** A lost compare-and-set is retried; status only moves forward, so more retries than statuses means a bug. */
+const MAX_TRANSITION_ATTEMPTS = 16;
+
+const ACTIVE: ActionStatus[] = [...ACTIVE_STATUSES];
+const ACTIVE_LITERALS = sql.join(ACTIVE.map((st) => sql.lit(st)));
+
+function compareKeys(a: string | null, b: string | null): number {
+  if (a === b) return 0;
+  if (a === null) return 1;
+  if (b === null) return -1;
+  return a < b ? -1 : 1;
+}
+
+function chunk<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+function rowsPerStatement(dialect: StoreDialect, sample: object): number {
+  return Math.max(1, Math.floor(dialect.maxParameters / Object.keys(sample).length));
+}
+
+type ActionPatch = Parameters<Store['transitionAction']>[3];
+
+function patchColumns(patch: ActionPatch): Updateable<MachineActionsTable> {
+  const set: Updateable<MachineActionsTable> = {};
+  if (!patch) return set;
+  if (patch.errorHResult !== undefined) {
+    if (!Number.isSafeInteger(patch.errorHResult)) throw new TypeError('errorHResult must be an integer');
+    set.error_h_result = patch.errorHResult;
+  }
+  if (patch.cancellationRequestor !== undefined) set.cancellation_requestor = patch.cancellationRequestor;
+  if (patch.cancellationComment !== undefined) set.cancellation_comment = patch.cancellationComment;
+  if (patch.cancellationDateTimeUtc !== undefined) {
+    checkTimestamp('cancellationDateTimeUtc', patch.cancellationDateTimeUtc);
+    set.cancellation_date_time_utc = patch.cancellationDateTimeUtc;
+  }
+  return set;
+}
+
+export class KyselyStore implements Store {
+  readonly kind: 'sqlite' | 'postgres';
+  private readonly actionCommitter: GroupCommitter<MachineActionsTable, MachineAction> | null;
+  private readonly auditCommitter: GroupCommitter<NewAuditEntry, AuditEntry>;
+  private closing: Promise<void> | null = null;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly dialect: StoreDialect,
+    private readonly notifier: Notifier,
+  ) {
+    this.kind = dialect.kind;
+    this.actionCommitter = dialect.actionGroupCommit
+      ? new GroupCommitter((items) => this.writeActions(items), dialect.actionGroupCommit)
+      : null;
+    this.auditCommitter = new GroupCommitter((items) => this.writeAudit(items), dialect.auditGroupCommit);
+  }
+
+  // ---- write plumbing -------------------------------------------------------------------------------------
+
+  /** A single-statement write (atomic by itself). */
+  private write<T>(fn: (db: Kysely<Database>) => Promise<T>): Promise<T> {
+    return this.dialect.serializeWrites(() => fn(this.db));
+  }
+
+  /** Several statements, all or nothing, on one connection. `fn` must use the connection it is given. */
+  private transaction<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
+    return this.dialect.serializeWrites(() =>
+      this.db.connection().execute(async (conn) => {
+        await sql.raw(this.dialect.beginWrite).execute(conn);
+        let result: T;
+        try {
+          result = await fn(conn);
+        } catch (err) {
+          await sql`rollback`.execute(conn).catch(() => undefined);
+          throw err;
+        }
+        try {
+          await sql`commit`.execute(conn);
+        } catch (err) {
+          await sql`rollback`.execute(conn).catch(() => undefined);
+          throw err;
+        }
+        return result;
+      }),
+    );
+  }
+
+  // ---- tenant, apps, keys, enroll tokens -------------------------------------------------------------------
+
+  async getOrCreateTenant(create: () => Tenant): Promise<Tenant> {
+    const existing = await this.db.selectFrom('tenant').selectAll().executeTakeFirst();
+    if (existing) return tenantFromRow(existing);
+    const t = create();
+    await this.write((db) =>
+      db
+        .insertInto('tenant')
+        .values({ id: t.id, singleton: 1, name: t.name, created_at: t.createdAt })
+        .onConflict((oc) => oc.doNothing())
+        .execute(),
+    );
+    // Whoever inserted first (this node or another) owns the tenant.
+    return tenantFromRow(await this.db.selectFrom('tenant').selectAll().executeTakeFirstOrThrow());
+  }
+
+  async createApp(app: AppRecord): Promise<void> {
+    if (!isGuid(app.clientId) || !isGuid(app.tenantId)) throw new TypeError('app clientId and tenantId must be GUIDs');
+    await this.write((db) => db.insertInto('apps').values(appToRow(app)).execute());
+  }
+
+  async getApp(clientId: string): Promise<AppRecord | null> {
+    const r = await this.db.selectFrom('apps').selectAll().where('client_id', '=', clientId).executeTakeFirst();
+    return r ? appFromRow(r) : null;
+  }
+
+  async listApps(): Promise<AppRecord[]> {
+    const rows = await this.db.selectFrom('apps').selectAll().orderBy('created_at').orderBy('client_id').execute();
+    return rows.map(appFromRow);
+  }
+
+  async listSigningKeys(): Promise<SigningKeyRecord[]> {
+    const rows = await this.db.selectFrom('signing_keys').selectAll().orderBy('created_at').orderBy('kid').execute();
+    return rows.map(signingKeyFromRow);
+  }
+
+  async insertSigningKey(key: SigningKeyRecord): Promise<void> {
+    // The partial unique index allows one active key; a node that lost the race keeps the winner's key.
+    await this.write((db) =>
+      db
+        .insertInto('signing_keys')
+        .values(signingKeyToRow(key))
+        .onConflict((oc) => oc.doNothing())
+        .execute(),
+    );
+  }
+
+  async retireSigningKey(kid: string, at: string): Promise<void> {
+    await this.write((db) =>
+      db
+        .updateTable('signing_keys')
+        .set({ status: 'retired', retired_at: at })
+        .where('kid', '=', kid)
+        .where('status', '=', 'active')
+        .execute(),
+    );
+  }
+
+  async createEnrollToken(t: EnrollTokenRecord): Promise<void> {
+    if (t.maxUses !== null && (!Number.isSafeInteger(t.maxUses) || t.maxUses < 0)) {
+      throw new TypeError('maxUses must be a non-negative integer or null');
+    }
+    checkTimestamp('createdAt', t.createdAt);
+    checkTimestamp('expiresAt', t.expiresAt);
+    checkTimestamp('revokedAt', t.revokedAt);
+    await this.write((db) => db.insertInto('enroll_tokens').values(enrollTokenToRow(t)).execute());
+  }
+
+  async findEnrollTokenByHash(tokenHash: string): Promise<EnrollTokenRecord | null> {
+    const r = await this.db.selectFrom('enroll_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+    return r ? enrollTokenFromRow(r) : null;
+  }
+
+  async consumeEnrollToken(tokenHash: string, now: string): Promise<EnrollTokenRecord | null> {
+    checkTimestamp('now', now);
+    // One statement decides and counts, so concurrent enrollments can never exceed max_uses.
+    const r = await this.write((db) =>
+      db
+        .updateTable('enroll_tokens')
+        .set((eb) => ({ uses: eb('uses', '+', 1) }))
+        .where('token_hash', '=', tokenHash)
+        .where('revoked_at', 'is', null)
+        .where('expires_at', '>', now)
+        .where((eb) => eb.or([eb('max_uses', 'is', null), eb('uses', '<', eb.ref('max_uses'))]))
+        .returningAll()
+        .executeTakeFirst(),
+    );
+    return r ? enrollTokenFromRow(r) : null;
+  }
+
+  /** true when the token exists (it is revoked now, or already was); false when it is unknown. */
+  async revokeEnrollToken(id: string, at: string): Promise<boolean> {
+    checkTimestamp('at', at);
+    const r = await this.write((db) =>
+      db
+        .updateTable('enroll_tokens')
+        .set((eb) => ({ revoked_at: eb.fn.coalesce('revoked_at', eb.val(at)) }))
+        .where('id', '=', id)
+        .executeTakeFirst(),
+    );
+    return Number(r.numUpdatedRows) > 0;
+  }
+
+  // ---- machines --------------------------------------------------------------------------------------------
+
+  /** Writes the machine row and its tag rows (the mirror that `machineTags/any` queries). */
+  private async putMachine(trx: Kysely<Database>, m: Machine): Promise<void> {
+    const row = machineToRow(m);
+    const { id: _id, ...rest } = row;
+    await trx
+      .insertInto('machines')
+      .values(row)
+      .onConflict((oc) =>
+        oc.column('id').doUpdateSet((eb) => {
+          const set: Record<string, unknown> = {};
+          for (const col of Object.keys(rest)) set[col] = eb.ref(`excluded.${col as keyof typeof rest}`);
+          return set as Updateable<MachinesTable>;
+        }),
+      )
+      .execute();
+    await trx.deleteFrom('machine_tags').where('machine_id', '=', row.id).execute();
+    const tags = [...new Set(m.machineTags)];
+    for (const part of chunk(tags, 1000)) {
+      await trx
+        .insertInto('machine_tags')
+        .values(part.map((tag) => ({ machine_id: row.id, tag })))
+        .execute();
+    }
+  }
+
+  async upsertMachine(m: Machine): Promise<void> {
+    checkMachine(m);
+    await this.transaction((trx) => this.putMachine(trx, m));
+  }
+
+  async getMachine(id: string): Promise<Machine | null> {
+    const r = await this.db.selectFrom('machines').selectAll().where('id', '=', id.toLowerCase()).executeTakeFirst();
+    return r ? machineFromRow(r) : null;
+  }
+
+  async resolveMachine(idOrName: string): Promise<Machine | null> {
+    if (typeof idOrName !== 'string' || idOrName === '') return null;
+    if (MACHINE_ID_RE.test(idOrName)) {
+      const byId = await this.getMachine(idOrName);
+      if (byId) return byId;
+    }
+    // lower() on both sides, in SQL: the same (ASCII) case folding as the expression indexes, in both databases.
+    for (const column of ['aad_device_id', 'computer_dns_name'] as const) {
+      const r = await this.db
+        .selectFrom('machines')
+        .selectAll()
+        .where(sql<SqlBool>`lower(${sql.ref(column)}) = lower(${idOrName})`)
+        .orderBy('last_seen', 'desc')
+        .orderBy('id')
+        .limit(1)
+        .executeTakeFirst();
+      if (r) return machineFromRow(r);
+    }
+    return null;
+  }
+
+  async listMachines(q: ListQuery, visibility?: Visibility): Promise<ListResult<Machine>> {
+    checkPaging(q);
+    checkVisibility(visibility);
+    if (visibility && visibility.rbacGroupIds.length === 0) return { items: [], count: q.count ? 0 : null };
+    let base = this.db.selectFrom('machines as m');
+    if (visibility) base = base.where('m.rbac_group_id', 'in', visibility.rbacGroupIds);
+    if (q.filter) base = base.where(compileFilter(MACHINE_ENTITY, q.filter));
+    let page = base.selectAll('m');
+    for (const term of compileOrder(MACHINE_ENTITY, q.orderBy)) page = page.orderBy(term);
+    const rows = await page.limit(q.top).offset(q.skip).execute();
+    const count = q.count
+      ? Number((await base.select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n)
+      : null;
+    return { items: rows.map(machineFromRow), count };
+  }
+
+  async updateMachine(id: string, patch: Partial<Machine>): Promise<Machine | null> {
+    const key = checkMachineId(id);
+    return this.transaction(async (trx) => {
+      const current = await trx
+        .selectFrom('machines')
+        .selectAll()
+        .where('id', '=', key)
+        .$if(this.dialect.rowLocks, (qb) => qb.forUpdate())
+        .executeTakeFirst();
+      if (!current) return null;
+      // An absent (undefined) patch field keeps the stored value; the id never changes.
+      const defined = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined));
+      const merged: Machine = { ...machineFromRow(current), ...defined, id: current.id };
+      checkMachine(merged);
+      await this.putMachine(trx, merged);
+      return merged;
+    });
+  }
+
+  async recordMachineIp(machineId: string, ip: string, at: string): Promise<void> {
+    const mid = checkMachineId(machineId);
+    if (typeof ip !== 'string' || ip === '') throw new TypeError('ip must be a non-empty string');
+    checkTimestamp('at', at);
+    const horizon = millisToTimestamp(timestampToMillis(at) - IP_INTERVAL_GAP_MS);
+    await this.transaction(async (trx) => {
+      const open = await trx
+        .selectFrom('machine_ips')
+        .select(['first_seen', 'last_seen'])
+        .where('machine_id', '=', mid)
+        .where('ip', '=', ip)
+        .where('first_seen', '<=', at)
+        .where('last_seen', '>=', horizon)
+        .orderBy('last_seen', 'desc')
+        .limit(1)
+        .executeTakeFirst();
+      if (open) {
+        if (open.last_seen < at) {
+          await trx
+            .updateTable('machine_ips')
+            .set({ last_seen: at })
+            .where('machine_id', '=', mid)
+            .where('ip', '=', ip)
+            .where('first_seen', '=', open.first_seen)
+            .execute();
+        }
+        return;
+      }
+      await trx
+        .insertInto('machine_ips')
+        .values({ machine_id: mid, ip, first_seen: at, last_seen: at })
+        .onConflict((oc) => oc.doNothing())
+        .execute();
+    });
+  }
+
+  async findMachinesByIp(ip: string, from: string, to: string, visibility?: Visibility): Promise<Machine[]> {
+    checkTimestamp('from', from);
+    checkTimestamp('to', to);
+    checkVisibility(visibility);
+    if (visibility && visibility.rbacGroupIds.length === 0) return [];
+    const rows = await this.db
+      .selectFrom('machines as m')
+      .selectAll('m')
+      .where((eb) =>
+        eb.exists(
+          eb
+            .selectFrom('machine_ips as i')
+            .select(sql`1`.as('one'))
+            .whereRef('i.machine_id', '=', 'm.id')
+            .where('i.ip', '=', ip)
+            .where('i.first_seen', '<=', to)
+            .where('i.last_seen', '>=', from),
+        ),
+      )
+      .$if(visibility !== undefined, (qb) => qb.where('m.rbac_group_id', 'in', visibility!.rbacGroupIds))
+      .orderBy('m.last_seen', 'desc')
+      .orderBy('m.id')
+      .execute();
+    return rows.map(machineFromRow);
+  }
+
+  // ---- machine actions -------------------------------------------------------------------------------------
+
+  async createAction(action: MachineAction, duplicateKey: string): Promise<MachineAction> {
+    checkAction(action, duplicateKey);
+    const row = actionToRow(action, isFinal(action.status) ? null : duplicateKey);
+    if (this.actionCommitter) return this.actionCommitter.submit(row);
+    const [outcome] = await this.writeActions([row]);
+    if (!outcome) throw new Error('createAction: no outcome');
+    if (!outcome.ok) throw outcome.error;
+    return outcome.value;
+  }
+
+  /**
+   * Inserts a batch as one multi-row statement (one transaction: one fsync on SQLite). A conflicting
+   * active_key makes the database skip that row (ON CONFLICT DO NOTHING), which is how a duplicate is detected
+   * in both dialects — including a duplicate of another item in the same batch. Any other failure is retried
+   * row by row so it is reported only for the row that caused it.
+   */
+  private async writeActions(items: MachineActionsTable[]): Promise<ItemOutcome<MachineAction>[]> {
+    // Batches above the bind-parameter limit (not reached with the default batch sizes) take several statements.
+    const perStatement = rowsPerStatement(this.dialect, items[0]!);
+    const outcomes: ItemOutcome<MachineAction>[] = [];
+    for (const part of chunk(items, perStatement)) {
+      try {
+        outcomes.push(...(await this.insertActionRows(part)));
+      } catch (batchError) {
+        if (part.length === 1) {
+          outcomes.push({ ok: false, error: batchError });
+          continue;
+        }
+        for (const one of part) {
+          try {
+            outcomes.push(...(await this.insertActionRows([one])));
+          } catch (error) {
+            outcomes.push({ ok: false, error });
+          }
+        }
+      }
+    }
+    return outcomes;
+  }
+
+  private async insertActionRows(items: MachineActionsTable[]): Promise<ItemOutcome<MachineAction>[]> {
+    // Rows in active_key order: concurrent batches (several nodes) then take the unique-index entries in the
+    // same order, so two batches holding each other's duplicates wait instead of deadlocking.
+    const rows = [...items].sort((a, b) => compareKeys(a.active_key, b.active_key));
+    const inserted = await this.write((db) =>
+      db
+        .insertInto('machine_actions')
+        .values(rows)
+        .onConflict((oc) => oc.column('active_key').doNothing())
+        .returning('id')
+        .execute(),
+    );
+    const ids = new Set(inserted.map((r) => r.id));
+    return items.map((row) =>
+      ids.has(row.id) ? { ok: true, value: actionFromRow(row) } : { ok: false, error: activeRequestAlreadyExists() },
+    );
+  }
+
+  private async getActionRow(id: string): Promise<MachineActionsTable | undefined> {
+    return this.db.selectFrom('machine_actions').selectAll().where('id', '=', id.toLowerCase()).executeTakeFirst();
+  }
+
+  async getAction(id: string): Promise<MachineAction | null> {
+    const r = await this.getActionRow(id);
+    return r ? actionFromRow(r) : null;
+  }
+
+  async listActions(q: ListQuery, visibility?: Visibility): Promise<ListResult<MachineAction>> {
+    checkPaging(q);
+    checkVisibility(visibility);
+    if (visibility && visibility.rbacGroupIds.length === 0) return { items: [], count: q.count ? 0 : null };
+    let base = this.db.selectFrom('machine_actions as a');
+    if (visibility) {
+      // An action is visible through its machine's device group.
+      base = base.where((eb) =>
+        eb.exists(
+          eb
+            .selectFrom('machines as vm')
+            .select(sql`1`.as('one'))
+            .whereRef('vm.id', '=', 'a.machine_id')
+            .where('vm.rbac_group_id', 'in', visibility.rbacGroupIds),
+        ),
+      );
+    }
+    if (q.filter) base = base.where(compileFilter(ACTION_ENTITY, q.filter));
+    let page = base.selectAll('a');
+    for (const term of compileOrder(ACTION_ENTITY, q.orderBy)) page = page.orderBy(term);
+    const rows = await page.limit(q.top).offset(q.skip).execute();
+    const count = q.count
+      ? Number((await base.select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).n)
+      : null;
+    return { items: rows.map(actionFromRow), count };
+  }
+
+  async transitionAction(id: string, t: Transition, at: string, patch?: ActionPatch): Promise<TransitionResult | null> {
+    checkTimestamp('at', at);
+    const extra = patchColumns(patch);
+    for (let attempt = 0; attempt < MAX_TRANSITION_ATTEMPTS; attempt++) {
+      const current = await this.getActionRow(id);
+      if (!current) return null;
+      const next = nextStatus(current.status as ActionStatus, t);
+      if (next === null) return { action: actionFromRow(current), changed: false };
+      const set: Updateable<MachineActionsTable> = {
+        ...extra,
+        status: next,
+        last_update_date_time_utc: at,
+        ...(isFinal(next) ? { active_key: null } : {}),
+        // errorHResult is never 0 on Failed/TimeOut (wire decision D5), even when the caller gives none.
+        ...(next === 'TimeOut' && extra.error_h_result === undefined ? { error_h_result: HRESULT.timeout } : {}),
+        ...(next === 'Failed' && extra.error_h_result === undefined ? { error_h_result: HRESULT.fail } : {}),
+      };
+      // Compare-and-set on the status read above: if another writer moved it first, read again and re-decide.
+      const updated = await this.write((db) =>
+        db
+          .updateTable('machine_actions')
+          .set(set)
+          .where('id', '=', current.id)
+          .where('status', '=', current.status)
+          .returningAll()
+          .executeTakeFirst(),
+      );
+      if (updated) return { action: actionFromRow(updated), changed: true };
+    }
+    throw new Error(`transitionAction ${id}: too many concurrent changes`);
+  }
+
+  async recordDeviceResult(id: string, result: DeviceResultRecord): Promise<void> {
+    await this.write((db) =>
+      db
+        .updateTable('machine_actions')
+        .set({ device_result: json(result) })
+        .where('id', '=', id.toLowerCase())
+        .execute(),
+    );
+  }
+
+  async activeActionsForMachine(machineId: string): Promise<MachineAction[]> {
+    const rows = await this.db
+      .selectFrom('machine_actions')
+      .selectAll()
+      .where('machine_id', '=', machineId.toLowerCase())
+      .where('status', 'in', ACTIVE)
+      .orderBy('creation_date_time_utc')
+      .orderBy('id')
+      .execute();
+    return rows.map(actionFromRow);
+  }
+
+  async expireDueActions(now: string, limit: number): Promise<MachineAction[]> {
+    if (!Number.isSafeInteger(limit) || limit <= 0) throw new TypeError('limit must be a positive integer');
+    checkTimestamp('now', now);
+    // One statement: the rows it changes are the rows it returns, so each expiry is reported exactly once. On
+    // PostgreSQL, SKIP LOCKED lets several nodes expire disjoint rows at once instead of queueing on each other.
+    const rows = await this.write((db) =>
+      db
+        .updateTable('machine_actions')
+        .set({ status: 'TimeOut', error_h_result: HRESULT.timeout, last_update_date_time_utc: now, active_key: null })
+        .where('id', 'in', (eb) =>
+          eb
+            .selectFrom('machine_actions as due')
+            .select('due.id')
+            // Literal statuses, not parameters: only then can SQLite prove the partial expiry index applies.
+            .where(sql<SqlBool>`due.status in (${ACTIVE_LITERALS})`)
+            .where('due.expires_at', '<=', now)
+            .orderBy('due.expires_at')
+            .orderBy('due.id')
+            .limit(limit)
+            .$if(this.dialect.rowLocks, (qb) => qb.forUpdate().skipLocked()),
+        )
+        .where('status', 'in', ACTIVE)
+        .returningAll()
+        .execute(),
+    );
+    const byExpiry = (a: MachineAction, b: MachineAction) =>
+      a.expiresAt < b.expiresAt ? -1 : a.expiresAt > b.expiresAt ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+    return rows.map(actionFromRow).sort(byExpiry);
+  }
+
+  async countActionsByStatus(): Promise<Record<ActionStatus, number>> {
+    const rows = await this.db
+      .selectFrom('machine_actions')
+      .select(['status', (eb) => eb.fn.countAll().as('n')])
+      .groupBy('status')
+      .execute();
+    const out = Object.fromEntries(ACTION_STATUSES.map((s) => [s, 0])) as Record<ActionStatus, number>;
+    for (const r of rows) out[r.status as ActionStatus] = Number(r.n);
+    return out;
+  }
+
+  // ---- file observations -----------------------------------------------------------------------------------
+
+  async recordFileObservations(machineId: string, obs: FileObservation[], completeInventory: boolean): Promise<void> {
+    const mid = checkMachineId(machineId);
+    obs.forEach(checkObservation);
+    // The last report of a (sha1, path) wins; one statement must not touch the same row twice (PostgreSQL).
+    const byKey = new Map<string, ReturnType<typeof observationToRow>>();
+    for (const o of obs) {
+      const row = observationToRow(mid, o);
+      byKey.set(`${row.sha1}\n${row.path}`, row);
+    }
+    const rows = [...byKey.values()];
+    await this.transaction(async (trx) => {
+      if (completeInventory) {
+        // A complete inventory replaces what we knew: what is absent now is "not seen" on this machine.
+        await trx.deleteFrom('file_observations').where('machine_id', '=', mid).execute();
+        const completedAt = millisToTimestamp(Date.now());
+        await trx
+          .insertInto('file_inventories')
+          .values({ machine_id: mid, completed_at: completedAt })
+          .onConflict((oc) => oc.column('machine_id').doUpdateSet({ completed_at: completedAt }))
+          .execute();
+      }
+      if (rows.length === 0) return;
+      for (const part of chunk(rows, rowsPerStatement(this.dialect, rows[0]!))) {
+        await trx
+          .insertInto('file_observations')
+          .values(part)
+          .onConflict((oc) =>
+            oc.columns(['machine_id', 'sha1', 'path']).doUpdateSet((eb) => ({
+              sha256: eb.ref('excluded.sha256'),
+              size: eb.ref('excluded.size'),
+              signer: eb.ref('excluded.signer'),
+              trusted: eb.ref('excluded.trusted'),
+              seen_at: eb.ref('excluded.seen_at'),
+            })),
+          )
+          .execute();
+      }
+    });
+  }
+
+  async machinesForFile(sha1: string, visibility?: Visibility): Promise<Machine[]> {
+    checkVisibility(visibility);
+    if (visibility && visibility.rbacGroupIds.length === 0) return [];
+    const rows = await this.db
+      .selectFrom('machines as m')
+      .selectAll('m')
+      .where((eb) =>
+        eb.exists(
+          eb
+            .selectFrom('file_observations as o')
+            .select(sql`1`.as('one'))
+            .whereRef('o.machine_id', '=', 'm.id')
+            .where('o.sha1', '=', sha1.toLowerCase()),
+        ),
+      )
+      .$if(visibility !== undefined, (qb) => qb.where('m.rbac_group_id', 'in', visibility!.rbacGroupIds))
+      .orderBy('m.last_seen', 'desc')
+      .orderBy('m.id')
+      .execute();
+    return rows.map(machineFromRow);
+  }
+
+  async fileSeenOnMachine(machineId: string, sha1: string): Promise<'seen' | 'notSeen' | 'unknown'> {
+    const mid = machineId.toLowerCase();
+    const seen = await this.db
+      .selectFrom('file_observations')
+      .select('sha1')
+      .where('machine_id', '=', mid)
+      .where('sha1', '=', sha1.toLowerCase())
+      .limit(1)
+      .executeTakeFirst();
+    if (seen) return 'seen';
+    const inventory = await this.db
+      .selectFrom('file_inventories')
+      .select('machine_id')
+      .where('machine_id', '=', mid)
+      .executeTakeFirst();
+    return inventory ? 'notSeen' : 'unknown';
+  }
+
+  async fileObservationsForMachine(machineId: string, sha1: string): Promise<FileObservation[]> {
+    const rows = await this.db
+      .selectFrom('file_observations')
+      .selectAll()
+      .where('machine_id', '=', machineId.toLowerCase())
+      .where('sha1', '=', sha1.toLowerCase())
+      .orderBy('path')
+      .execute();
+    return rows.map(observationFromRow);
+  }
+
+  // ---- quarantine vault ------------------------------------------------------------------------------------
+
+  async upsertVaultItems(items: VaultItemRecord[]): Promise<void> {
+    items.forEach(checkVaultItem);
+    const byKey = new Map<string, ReturnType<typeof vaultItemToRow>>();
+    for (const v of items) {
+      const row = vaultItemToRow(v);
+      byKey.set(`${row.machine_id}\n${row.item_id}`, row);
+    }
+    const rows = [...byKey.values()];
+    if (rows.length === 0) return;
+    await this.transaction(async (trx) => {
+      for (const part of chunk(rows, rowsPerStatement(this.dialect, rows[0]!))) {
+        await trx
+          .insertInto('vault_items')
+          .values(part)
+          .onConflict((oc) =>
+            oc.columns(['machine_id', 'item_id']).doUpdateSet((eb) => ({
+              action_id: eb.ref('excluded.action_id'),
+              sha1: eb.ref('excluded.sha1'),
+              sha256: eb.ref('excluded.sha256'),
+              original_path: eb.ref('excluded.original_path'),
+              size: eb.ref('excluded.size'),
+              quarantined_at: eb.ref('excluded.quarantined_at'),
+              state: eb.ref('excluded.state'),
+              detail: eb.ref('excluded.detail'),
+            })),
+          )
+          .execute();
+      }
+    });
+  }
+
+  async listVaultItems(machineId: string): Promise<VaultItemRecord[]> {
+    const rows = await this.db
+      .selectFrom('vault_items')
+      .selectAll()
+      .where('machine_id', '=', machineId.toLowerCase())
+      .orderBy('quarantined_at')
+      .orderBy('item_id')
+      .execute();
+    return rows.map(vaultItemFromRow);
+  }
+
+  // ---- audit -----------------------------------------------------------------------------------------------
+
+  async appendAudit(entry: NewAuditEntry): Promise<AuditEntry> {
+    // Checked and normalized before queueing, so a bad entry fails alone instead of failing its whole batch.
+    return this.auditCommitter.submit(normalizeAuditEntry(entry));
+  }
+
+  /** Chains and inserts a batch under the audit lock: the previous hash read here cannot change until commit. */
+  private async writeAudit(items: NewAuditEntry[]): Promise<ItemOutcome<AuditEntry>[]> {
+    const entries = await this.transaction(async (trx) => {
+      await this.dialect.lockAuditChain(trx);
+      const last = await trx
+        .selectFrom('audit_log')
+        .select(['id', 'hash'])
+        .orderBy('id', 'desc')
+        .limit(1)
+        .executeTakeFirst();
+      let id = last ? Number(last.id) : 0;
+      let prevHash = last ? last.hash : GENESIS_HASH;
+      const chained: AuditEntry[] = items.map((e) => {
+        id += 1;
+        const full: AuditEntry = { id, ...e, prevHash, hash: auditHash(prevHash, e) };
+        prevHash = full.hash;
+        return full;
+      });
+      const rows: AuditLogTable[] = chained.map(auditToRow);
+      for (const part of chunk(rows, rowsPerStatement(this.dialect, rows[0]!))) {
+        await trx.insertInto('audit_log').values(part).execute();
+      }
+      return chained;
+    });
+    return entries.map((value) => ({ ok: true, value }));
+  }
+
+  async listAudit(q: { top: number; skip: number; since?: string; action?: string }): Promise<AuditEntry[]> {
+    if (!Number.isSafeInteger(q.top) || q.top < 0) throw new TypeError('top must be a non-negative integer');
+    if (!Number.isSafeInteger(q.skip) || q.skip < 0) throw new TypeError('skip must be a non-negative integer');
+    if (q.since !== undefined) checkTimestamp('since', q.since);
+    const rows = await this.db
+      .selectFrom('audit_log')
+      .selectAll()
+      .$if(q.since !== undefined, (qb) => qb.where('at', '>=', q.since!))
+      .$if(q.action !== undefined, (qb) => qb.where('action', '=', q.action!))
+      .orderBy('id')
+      .limit(q.top)
+      .offset(q.skip)
+      .execute();
+    return rows.map(auditFromRow);
+  }
+
+  // ---- notifications and lifecycle -------------------------------------------------------------------------
+
+  publish(n: StoreNotification): Promise<void> {
+    return this.notifier.publish(n);
+  }
+
+  subscribe(fn: (n: StoreNotification) => void): () => void {
+    return this.notifier.subscribe(fn);
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      // Everything already accepted is committed (and its caller answered) before the database goes away.
+      await Promise.all([this.actionCommitter?.drain(), this.auditCommitter.drain()]);
+      await this.notifier.close();
+      await this.db.destroy();
+    })();
+    return this.closing;
+  }
+}

@@ -1,0 +1,138 @@
+// The store suite on SQLite, plus what only the embedded store has: files, permissions and crash durability.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import BetterSqlite3 from 'better-sqlite3';
+import { openStore } from '../../src/store/open.ts';
+import { openSqliteStore } from '../../src/store/sqlite/openSqliteStore.ts';
+import type { Store } from '../../src/store/store.ts';
+import { action, keyOf, machine, query } from './fixtures.ts';
+import { registerStoreSuite } from './storeSuite.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'tourniquet-store-'));
+const paths = new Map<Store, string>();
+let n = 0;
+
+registerStoreSuite({
+  name: 'sqlite',
+  async open() {
+    const path = join(root, `db${++n}`, 'tourniquet.db');
+    const s = await openSqliteStore({ path });
+    paths.set(s, path);
+    return s;
+  },
+  async openSibling(s) {
+    const path = paths.get(s)!;
+    const s2 = await openSqliteStore({ path });
+    paths.set(s2, path);
+    return s2;
+  },
+  async exec(s, sqlText) {
+    const db = new BetterSqlite3(paths.get(s)!);
+    try {
+      db.exec(sqlText);
+    } finally {
+      db.close();
+    }
+  },
+  crossInstanceNotifications: false,
+  async cleanup() {
+    rmSync(root, { recursive: true, force: true });
+  },
+});
+
+describe('sqlite: files and durability', () => {
+  it('creates the parent directory and private files, in WAL mode; reopening migrates nothing twice', async () => {
+    const dir = join(root, 'nested', 'deeper');
+    const path = join(dir, 'x.db');
+    const s = await openSqliteStore({ path });
+    const m = machine();
+    await s.upsertMachine(m);
+    await s.close();
+    assert.equal(statSync(dir).mode & 0o777, 0o700);
+    assert.equal(statSync(path).mode & 0o077, 0, 'database not readable by group/others');
+    const raw = new BetterSqlite3(path, { readonly: true });
+    assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
+    assert.deepEqual(
+      raw.prepare('select name from kysely_migration').all(),
+      [{ name: '0001_initial' }],
+    );
+    raw.close();
+    const again = await openSqliteStore({ path });
+    assert.deepEqual(await again.getMachine(m.id), m);
+    await again.close();
+  });
+
+  it('supports :memory: (private per store)', async () => {
+    const a = await openSqliteStore({ path: ':memory:' });
+    const b = await openSqliteStore({ path: ':memory:' });
+    const m = machine();
+    await a.upsertMachine(m);
+    assert.ok(await a.getMachine(m.id));
+    assert.equal(await b.getMachine(m.id), null);
+    await Promise.all([a.close(), b.close()]);
+  });
+
+  it('openStore picks SQLite at <dataDir>/tourniquet.db without a database URL', async () => {
+    const dataDir = join(root, 'data-dir');
+    for (const databaseUrl of [undefined, '', '  ']) {
+      const s = await openStore({ dataDir, databaseUrl });
+      assert.equal(s.kind, 'sqlite');
+      await s.close();
+    }
+    assert.ok(existsSync(join(dataDir, 'tourniquet.db')));
+    await assert.rejects(openStore({ dataDir, databaseUrl: 'mysql://x' }), TypeError);
+  });
+
+  it('works without group commit too (the measurement baseline)', async () => {
+    const s = await openSqliteStore({ path: join(root, 'nogc', 'x.db'), groupCommit: false });
+    const m = machine();
+    await s.upsertMachine(m);
+    const a = action(m);
+    const dup = action(m, { relatedFileInfo: a.relatedFileInfo });
+    const r = await Promise.allSettled([s.createAction(a, keyOf(a)), s.createAction(dup, keyOf(dup))]);
+    assert.deepEqual(r.map((x) => x.status).sort(), ['fulfilled', 'rejected']);
+    await s.close();
+  });
+
+  it('keeps every acknowledged action through SIGKILL mid-burst, none twice', async () => {
+    const path = join(root, 'kill', 'tourniquet.db');
+    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./durabilityChild.ts', import.meta.url)), path], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    const acknowledged: string[] = [];
+    let buffer = '';
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+    await new Promise<void>((resolve, reject) => {
+      child.on('error', reject);
+      child.on('exit', () => reject(new Error('child exited before the kill')));
+      child.stdout!.on('data', (chunk: Buffer) => {
+        buffer += chunk.toString();
+        const lines = buffer.split('\n');
+        buffer = lines.pop()!;
+        for (const line of lines) if (line !== 'ready') acknowledged.push(line);
+        if (acknowledged.length >= 1500) {
+          child.kill('SIGKILL');
+          resolve();
+        }
+      });
+    });
+    assert.equal(await exited, 'SIGKILL');
+    // Lines already in the pipe when the child died were acknowledged too.
+    for (const line of buffer.split('\n')) if (/^[0-9a-f-]{36}$/.test(line)) acknowledged.push(line);
+
+    const s = await openSqliteStore({ path });
+    const { items, count } = await s.listActions(query({ count: true, top: 10_000 }));
+    await s.close();
+    const stored = new Set(items.map((a) => a.id));
+    assert.equal(stored.size, items.length, 'no action stored twice');
+    assert.equal(count, items.length);
+    const missing = acknowledged.filter((id) => !stored.has(id));
+    assert.deepEqual(missing, [], 'every acknowledged action survived');
+    assert.ok(acknowledged.length >= 1500);
+  });
+});
