@@ -1,6 +1,7 @@
 // The machineAction domain: types, statuses and the lifecycle every part of Tourniquet obeys.
 
-export const ACTION_TYPES = [
+/** The action types of MDE's public API, in the EDM enum's order. */
+export const MDE_ACTION_TYPES = [
   'RunAntiVirusScan',
   'Offboard',
   'LiveResponse',
@@ -11,7 +12,11 @@ export const ACTION_TYPES = [
   'RestrictCodeExecution',
   'UnrestrictCodeExecution',
 ] as const;
+/** Tourniquet's own actions (restore from the vault: what MDE lacks); created outside /api and never listed there. */
+export const EXTENSION_ACTION_TYPES = ['RestoreQuarantinedFile'] as const;
+export const ACTION_TYPES = [...MDE_ACTION_TYPES, ...EXTENSION_ACTION_TYPES] as const;
 export type ActionType = (typeof ACTION_TYPES)[number];
+export type MdeActionType = (typeof MDE_ACTION_TYPES)[number];
 
 export const ACTION_STATUSES = ['Pending', 'InProgress', 'Succeeded', 'Failed', 'TimeOut', 'Cancelled'] as const;
 export type ActionStatus = (typeof ACTION_STATUSES)[number];
@@ -113,7 +118,12 @@ export interface DeviceResultRecord {
   detail: unknown;
 }
 
-/** Key that makes two in-flight actions duplicates of each other (ActiveRequestAlreadyExists). */
-export function duplicateKey(machineId: string, type: ActionType, sha1: string | null): string {
-  return type === 'StopAndQuarantineFile' ? `${machineId}|${type}|${sha1 ?? ''}` : `${machineId}|${type}`;
+/**
+ * Key that makes two in-flight actions duplicates of each other (ActiveRequestAlreadyExists): per file for
+ * StopAndQuarantineFile (its SHA-1) and RestoreQuarantinedFile (the vault item), per machine and type otherwise.
+ */
+export function duplicateKey(machineId: string, type: ActionType, subject: string | null): string {
+  return type === 'StopAndQuarantineFile' || type === 'RestoreQuarantinedFile'
+    ? `${machineId}|${type}|${subject ?? ''}`
+    : `${machineId}|${type}`;
 }

@@ -20,6 +20,7 @@ export const MIN_LINUX_AGENT_VERSION: Partial<Record<ActionType, string>> = {
   Isolate: '0.1.0',
   Unisolate: '0.1.0',
   RunAntiVirusScan: '0.1.0',
+  RestoreQuarantinedFile: '0.1.0',
 };
 
 export function compareVersions(a: string, b: string): number {

@@ -1,7 +1,7 @@
 // What simulated devices are made of: OS variants (current and too old), the files each OS image ships, the apps and
 // the suspicious files a fleet may carry, and the demo file every device runs.
 import { createHash } from 'node:crypto';
-import { ACTION_TYPES, type ActionType } from '../core/actions.ts';
+import { MDE_ACTION_TYPES, type ActionType } from '../core/actions.ts';
 import { MIN_LINUX_AGENT_VERSION } from '../core/platform.ts';
 
 /**
@@ -68,9 +68,11 @@ export const LEGACY_OS_VARIANTS: readonly (readonly [OsVariant, number])[] = [
   [{ key: 'ubuntu-2004-old-agent', family: 'linux', osPlatform: 'Linux', osVersion: 'Ubuntu 20.04.6 LTS', version: '20.04', osBuild: null, agentVersion: '0.0.9', legacy: true, role: 'server' }, 20],
 ];
 
+/** Simulated devices perform MDE's actions only; vault restore is the real agent's. */
 export function capabilitiesOf(os: OsVariant): ActionType[] {
-  if (os.family === 'linux') return (Object.keys(MIN_LINUX_AGENT_VERSION) as ActionType[]).filter((t) => ACTION_TYPES.includes(t));
-  return [...ACTION_TYPES];
+  const mde: readonly string[] = MDE_ACTION_TYPES;
+  if (os.family === 'linux') return (Object.keys(MIN_LINUX_AGENT_VERSION) as ActionType[]).filter((t) => mde.includes(t));
+  return [...MDE_ACTION_TYPES];
 }
 
 const digest = (alg: 'sha1' | 'sha256', label: string) => createHash(alg).update(label).digest('hex');

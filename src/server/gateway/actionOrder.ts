@@ -12,6 +12,11 @@ export function toActionOrder(a: MachineAction): ActionOrder {
     requestor: a.requestor,
     createdAt: a.creationDateTimeUtc,
     expiresAt: a.expiresAt,
-    params: a.type === 'LiveResponse' ? { commands: a.commands } : {},
+    params:
+      a.type === 'LiveResponse'
+        ? { commands: a.commands }
+        : a.type === 'RestoreQuarantinedFile'
+          ? ((a.commands[0] as Record<string, unknown> | undefined) ?? {})
+          : {},
   };
 }

@@ -68,12 +68,14 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> 
     serializeWrites: (fn) => withKeyLock(lockKey, fn),
     // BEGIN IMMEDIATE already made this transaction the only writer of the file.
     lockAuditChain: async () => undefined,
+    // Likewise: one writer at a time already orders machine writes and group changes.
+    lockDeviceGroups: async () => undefined,
     maxParameters: SQLITE_MAX_PARAMETERS,
     actionGroupCommit: opts.groupCommit === false ? null : { maxBatch: 512, maxInFlight: 1 },
     auditGroupCommit: { maxBatch: 512, maxInFlight: 1 },
   };
 
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   try {
     // Another process may be migrating the same file; its lock makes ours fail fast with BUSY — wait and retry.
     for (let attempt = 1; ; attempt++) {
@@ -90,4 +92,30 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> 
     throw err;
   }
   return new KyselyStore(db, dialect, new LocalNotifier());
+}
+
+/**
+ * Kysely prepares every query anew; SQLite's prepare is a large share of a request's CPU. Kysely emits the same SQL
+ * text for the same query shape, so statements are cached by text (bounded: shapes vary only with list sizes).
+ */
+function withStatementCache(sqlite: BetterSqlite3.Database): BetterSqlite3.Database {
+  const cache = new Map<string, BetterSqlite3.Statement>();
+  const prepare = sqlite.prepare.bind(sqlite);
+  return new Proxy(sqlite, {
+    get(target, prop, receiver) {
+      if (prop === 'prepare') {
+        return (sql: string) => {
+          let stmt = cache.get(sql);
+          if (!stmt) {
+            stmt = prepare(sql);
+            if (cache.size >= 1000) cache.delete(cache.keys().next().value as string);
+            cache.set(sql, stmt);
+          }
+          return stmt;
+        };
+      }
+      const v = Reflect.get(target, prop, receiver);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
 }

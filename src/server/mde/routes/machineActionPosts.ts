@@ -13,7 +13,7 @@ import { requestorOf } from '../../auth/principal.ts';
 import { auditActor } from '../../audit.ts';
 import { nowTimestamp } from '../../clock.ts';
 import type { ServerContext } from '../../context.ts';
-import { authorize } from '../access.ts';
+import { authorize, type Access } from '../access.ts';
 import { entityJson, machineActionWire } from '../serialize.ts';
 import { contextUrl, originOf, sendOData } from '../wire.ts';
 
@@ -127,22 +127,33 @@ export async function resolveVisibleMachine(
   return m;
 }
 
-async function createMachineAction(ctx: ServerContext, req: FastifyRequest, route: ActionRoute): Promise<MachineAction> {
-  const access = await authorize(ctx, req, route.permission);
-  const parsed = route.parse(parseJsonObject(typeof req.body === 'string' ? req.body : ''));
-  const { id } = req.params as { id: string };
-  const machine = await resolveVisibleMachine(ctx, id, access.visibility);
-  assertDeviceCanPerform(machine, route.type);
-  if (parsed.sha1 && (await ctx.store.fileSeenOnMachine(machine.id, parsed.sha1)) === 'notSeen') {
-    throw notFound(`Sha1 ${parsed.sha1} was not found in machine ${machine.id}`);
+/** What a new action is: its type and the parts that came from the request. */
+export interface ActionSpec {
+  type: ActionType;
+  comment: string;
+  sha1: string | null;
+  scope: string | null;
+  commands: unknown[];
+  /** What makes two in-flight actions of this type duplicates (the SHA-1, a vault item id), if not the machine. */
+  subject: string | null;
+}
+
+/**
+ * Checks the device can do it, inserts the action durably (duplicate rule), then dispatches it: a device must
+ * never receive an action the store could still lose. Shared by /api and Tourniquet's extension routes.
+ */
+export async function submitAction(ctx: ServerContext, access: Access, machine: Machine, spec: ActionSpec): Promise<MachineAction> {
+  assertDeviceCanPerform(machine, spec.type);
+  if (spec.sha1 && spec.type === 'StopAndQuarantineFile' && (await ctx.store.fileSeenOnMachine(machine.id, spec.sha1)) === 'notSeen') {
+    throw notFound(`Sha1 ${spec.sha1} was not found in machine ${machine.id}`);
   }
   const created = nowTimestamp();
   const action: MachineAction = {
     id: newGuid(),
-    type: route.type,
+    type: spec.type,
     title: null,
     requestor: requestorOf(access.principal),
-    requestorComment: parsed.comment,
+    requestorComment: spec.comment,
     status: 'Pending',
     machineId: machine.id,
     computerDnsName: machine.computerDnsName,
@@ -152,20 +163,27 @@ async function createMachineAction(ctx: ServerContext, req: FastifyRequest, rout
     cancellationComment: null,
     cancellationDateTimeUtc: null,
     errorHResult: HRESULT.ok,
-    scope: parsed.scope,
+    scope: spec.scope,
     externalId: null,
     requestSource: 'PublicApi',
-    relatedFileInfo: parsed.sha1 ? { fileIdentifier: parsed.sha1, fileIdentifierType: 'Sha1' } : null,
-    commands: parsed.commands,
+    relatedFileInfo: spec.sha1 ? { fileIdentifier: spec.sha1, fileIdentifierType: 'Sha1' } : null,
+    commands: spec.commands,
     troubleshootInfo: null,
     requestorId: access.principal.kind === 'user' ? access.principal.oid : access.principal.appId,
     deviceResult: null,
     expiresAt: millisToTimestamp(timestampToMillis(created) + ctx.config.actionExpirySec * 1000),
   };
-  const saved = await ctx.store.createAction(action, duplicateKey(machine.id, route.type, parsed.sha1));
-  // Dispatch after the commit: a device must never receive an action the store could still lose.
+  const saved = await ctx.store.createAction(action, duplicateKey(machine.id, spec.type, spec.subject));
   await ctx.store.publish({ channel: 'action', machineId: saved.machineId, actionId: saved.id });
   return saved;
+}
+
+async function createMachineAction(ctx: ServerContext, req: FastifyRequest, route: ActionRoute): Promise<MachineAction> {
+  const access = await authorize(ctx, req, route.permission);
+  const parsed = route.parse(parseJsonObject(typeof req.body === 'string' ? req.body : ''));
+  const { id } = req.params as { id: string };
+  const machine = await resolveVisibleMachine(ctx, id, access.visibility);
+  return submitAction(ctx, access, machine, { type: route.type, ...parsed, subject: parsed.sha1 });
 }
 
 export function registerMachineActionPosts(app: FastifyInstance, ctx: ServerContext): void {

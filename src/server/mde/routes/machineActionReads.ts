@@ -1,9 +1,9 @@
 // GET /api/machineactions, GET /api/machineactions/{id}, POST /api/machineactions/{id}/cancel, and the two
 // download-link functions of an action.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { MachineAction } from '../../../core/actions.ts';
+import { EXTENSION_ACTION_TYPES, type MachineAction } from '../../../core/actions.ts';
 import { MdeError, badRequest, notFound } from '../../../core/errors.ts';
-import { MACHINE_ACTION_FIELDS } from '../../../core/query.ts';
+import { MACHINE_ACTION_FIELDS, type FilterExpr, type ListQuery } from '../../../core/query.ts';
 import { assertGuidKey, parseJsonObject, requireComment } from '../../../core/validation.ts';
 import { requestorOf } from '../../auth/principal.ts';
 import { auditActor } from '../../audit.ts';
@@ -26,6 +26,16 @@ async function visibleAction(ctx: ServerContext, rawId: string, access: Access):
   return a ?? missing(rawId);
 }
 
+/** Tourniquet's extension actions (vault restores) never appear in MDE lists, whose clients know only MDE's types. */
+function onlyMdeTypes<Q extends ListQuery>(q: Q): Q {
+  let filter: FilterExpr | null = q.filter;
+  for (const t of EXTENSION_ACTION_TYPES) {
+    const ne: FilterExpr = { kind: 'compare', op: 'ne', field: 'type', value: { kind: 'string', value: t } };
+    filter = filter ? { kind: 'and', left: filter, right: ne } : ne;
+  }
+  return { ...q, filter };
+}
+
 function missing(id: string): never {
   throw notFound(`Machine action ${id} was not found`);
 }
@@ -41,7 +51,7 @@ export function registerMachineActionReads(app: FastifyInstance, ctx: ServerCont
     const query = parseListQuery(req.query as Record<string, string>, MACHINE_ACTION_FIELDS, {
       selectable: MACHINE_ACTION_PROPERTIES,
     });
-    const result = await ctx.store.listActions(query, access.visibility);
+    const result = await ctx.store.listActions(onlyMdeTypes(query), access.visibility);
     const origin = originOf(req, ctx.config.publicUrl);
     return sendOData(
       reply,
