@@ -1,7 +1,9 @@
 // `tourniquet serve`: open the store, build the server, listen, and in demo mode start a simulated fleet.
+// On PostgreSQL the node is one of possibly several: rate limits are counted in the shared database.
 import { buildServer, type BuiltServer } from '../server/app.ts';
+import { openSharedRateLimits, type SharedRateLimits } from '../server/cluster/sharedRateLimits.ts';
 import type { ServerConfig } from '../server/config.ts';
-import { openStore } from '../store/open.ts';
+import { openStore, parseDatabaseUrl } from '../store/open.ts';
 import type { Store } from '../store/store.ts';
 
 export interface RunningServer {
@@ -19,11 +21,14 @@ export interface StartOptions {
 export async function startServer(config: ServerConfig, opts: StartOptions = {}): Promise<RunningServer> {
   const store = await openStore({ databaseUrl: config.databaseUrl ?? undefined, dataDir: config.dataDir });
   let built: BuiltServer;
+  let limits: SharedRateLimits | null = null;
   try {
-    built = await buildServer({ config, store });
+    if (store.kind === 'postgres' && config.databaseUrl) limits = await openSharedRateLimits(parseDatabaseUrl(config.databaseUrl));
+    built = await buildServer({ config, store, ...(limits ? { limiterFactory: limits.factory } : {}) });
     await opts.beforeListen?.(built);
     await built.app.listen({ host: config.host, port: config.port });
   } catch (err) {
+    await limits?.close().catch(() => undefined);
     await store.close();
     throw err;
   }
@@ -36,6 +41,7 @@ export async function startServer(config: ServerConfig, opts: StartOptions = {})
     url: `http://${host}:${port}`,
     async stop() {
       await built.close();
+      await limits?.close().catch(() => undefined);
       await store.close();
     },
   };

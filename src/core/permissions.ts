@@ -66,6 +66,13 @@ export const ROUTE_PERMISSIONS = {
     rbac: 'Active remediation actions',
   },
   readVault: { app: [READ_APP], delegated: [READ_DELEGATED], rbac: 'View data' },
+  /** Users, roles, role assignments and device groups (issue 6). */
+  readRbac: {
+    app: [['Tourniquet.Rbac.Read', 'Tourniquet.Rbac.Manage']],
+    delegated: [['Tourniquet.Rbac.Read', 'Tourniquet.Rbac.Manage']],
+    rbac: 'Manage security settings',
+  },
+  manageRbac: { app: [['Tourniquet.Rbac.Manage']], delegated: [['Tourniquet.Rbac.Manage']], rbac: 'Manage security settings' },
 } satisfies Record<string, Requirement>;
 
 export type RouteName = keyof typeof ROUTE_PERMISSIONS;
@@ -89,6 +96,8 @@ export const KNOWN_APP_ROLES: readonly string[] = [
     'Score.Read.All',
     'SecurityRecommendation.Read.All',
     'Tourniquet.Audit.Read',
+    'Tourniquet.Rbac.Read',
+    'Tourniquet.Rbac.Manage',
   ]),
 ];
 

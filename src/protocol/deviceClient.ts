@@ -22,6 +22,13 @@ import {
 /** 0x80004005 E_FAIL: what a result says when the action handler itself crashed. */
 const E_FAIL = -2147467259;
 
+/**
+ * Close codes after which the next attempt goes to another server: the node went away (1001, or 1006 with no
+ * close frame at all, as when it is killed) or said it cannot serve now (1011–1014). A deliberate close (1000),
+ * a refusal of this device (auth, offboarded, policy) would be the same on every node of the cluster.
+ */
+const FAILOVER_CLOSE_CODES = new Set([1001, 1006, 1011, 1012, 1013, 1014]);
+
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 /** A device frame before the client numbers it. */
 export type OutgoingFrame = DistributiveOmit<Exclude<DeviceMessage, { t: 'hello' }>, 'seq'>;
@@ -60,8 +67,13 @@ export interface DeviceClientLog {
 }
 
 export interface DeviceClientOptions {
-  /** Base URL of the server, e.g. http://127.0.0.1:8080 (https → wss). */
+  /** Base URL of the server, e.g. http://127.0.0.1:8080 (https → wss). Tried first. */
   server: string;
+  /**
+   * Other nodes of the same cluster (same database), tried in turn when a connection to the current one fails or
+   * drops the way a dead node does; `server` may be listed again. Enrollment fails over the same way.
+   */
+  servers?: readonly string[];
   key: DeviceKeyPair;
   agentVersion: string;
   onAction: ActionHandler;
@@ -148,6 +160,8 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   readonly #random: () => number;
   readonly #fetch: typeof fetch;
   readonly #tickFn = (now: number) => this.#tick(now);
+  readonly #servers: string[];
+  #serverIndex = 0;
   #machineId: string | null;
   #phase: ClientPhase = 'idle';
   #ws: WebSocket | null = null;
@@ -173,6 +187,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     this.#random = opts.random ?? Math.random;
     this.#fetch = opts.fetch ?? fetch;
     this.#machineId = opts.machineId ?? null;
+    this.#servers = [...new Set([opts.server, ...(opts.servers ?? [])])];
     if (opts.initialState) {
       for (const frame of opts.initialState.outbox) this.#outbox.push({ frame, seq: null });
       for (const [id, result] of opts.initialState.completed) this.#actions.set(id, { kind: 'done', result });
@@ -191,16 +206,40 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   get pendingReports(): number {
     return this.#outbox.length;
   }
+  /** The server the current (or next) connection goes to. */
+  get server(): string {
+    return this.#servers[this.#serverIndex]!;
+  }
 
-  /** Registers the device (or refreshes its facts) with an enroll token; returns the machine id. */
+  #failOver(): void {
+    if (this.#servers.length > 1) this.#serverIndex = (this.#serverIndex + 1) % this.#servers.length;
+  }
+
+  /**
+   * Registers the device (or refreshes its facts) with an enroll token; returns the machine id. A server that
+   * cannot be reached is skipped for the next one; an answer (even a refusal) ends the attempt.
+   */
   async enroll(enrollToken: string, facts: DeviceFacts, timeoutMs = 30_000): Promise<EnrollResponse> {
-    const res = await this.#fetch(new URL(ENROLL_PATH, this.#opts.server), {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ enrollToken, publicKey: this.#opts.key.publicKey, facts }),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    const text = await res.text();
+    let res: Response | null = null;
+    let text = '';
+    let failure: unknown = null;
+    for (let tried = 0; tried < this.#servers.length; tried++) {
+      try {
+        res = await this.#fetch(new URL(ENROLL_PATH, this.server), {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ enrollToken, publicKey: this.#opts.key.publicKey, facts }),
+          signal: AbortSignal.timeout(timeoutMs),
+        });
+        text = await res.text();
+        break;
+      } catch (err) {
+        failure = err;
+        res = null;
+        this.#failOver();
+      }
+    }
+    if (!res) throw failure;
     let body: unknown = null;
     try {
       body = JSON.parse(text);
@@ -280,7 +319,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
   // ── connection ────────────────────────────────────────────────────────────────────────────────────────────────
 
   #connect(): void {
-    const url = new URL(CONNECT_PATH, this.#opts.server);
+    const url = new URL(CONNECT_PATH, this.server);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
     this.#phase = 'connecting';
     this.#connStartedAt = Date.now();
@@ -317,6 +356,7 @@ export class DeviceClient extends EventEmitter<DeviceClientEvents> {
     for (const e of this.#inflight.values()) e.seq = null;
     this.#inflight.clear();
     const wasOnline = this.#phase === 'online';
+    if (!wasOnline || FAILOVER_CLOSE_CODES.has(code)) this.#failOver();
     this.#phase = this.#stopped ? 'closed' : 'offline';
     if (wasOnline) this.emit('offline', code, reason);
     if (this.#stopped) return;

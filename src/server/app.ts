@@ -12,6 +12,8 @@ import type { ServerConfig } from './config.ts';
 import type { ServerContext } from './context.ts';
 import { startExpiryLoop } from './expiry.ts';
 import { registerAuditRoutes } from './extensions/auditRoutes.ts';
+import { registerVaultRoutes } from './extensions/vaultRoutes.ts';
+import { registerRbacRoutes } from './extensions/rbacRoutes.ts';
 import { registerGateway } from './gateway/index.ts';
 import { mdeErrorHandler } from './mde/errorHandling.ts';
 import { mdeApiPlugin, useApiConventions } from './mde/plugin.ts';
@@ -86,6 +88,8 @@ export async function buildServer({ config, store, limiterFactory }: BuildOption
     async (ext) => {
       useApiConventions(ext, ctx, { authenticate: true });
       registerAuditRoutes(ext, ctx);
+      registerVaultRoutes(ext, ctx);
+      registerRbacRoutes(ext, ctx);
     },
     { prefix: '/tourniquet/v1' },
   );

@@ -29,7 +29,11 @@ export interface ServerConfig {
   /** Seconds without traffic after which a device connection is considered dead. */
   deviceIdleTimeoutSec: number;
   logLevel: string;
+  /** Local user accounts: this many consecutive wrong passwords lock the account for lockSeconds (issue 6). */
+  userLockout?: { maxFailures: number; lockSeconds: number };
 }
+
+export const DEFAULT_USER_LOCKOUT = { maxFailures: 5, lockSeconds: 15 * 60 } as const;
 
 export const DEFAULT_CONFIG: ServerConfig = {
   host: '127.0.0.1',
@@ -45,6 +49,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   adminApi: false,
   deviceIdleTimeoutSec: 90,
   logLevel: 'warn',
+  userLockout: { ...DEFAULT_USER_LOCKOUT },
 };
 
 function num(v: string | undefined): number | undefined {
@@ -69,6 +74,11 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env, base: Server
   c.bodyLimit = num(env.TOURNIQUET_BODY_LIMIT) ?? c.bodyLimit;
   c.deviceIdleTimeoutSec = num(env.TOURNIQUET_DEVICE_IDLE_TIMEOUT_SEC) ?? c.deviceIdleTimeoutSec;
   c.logLevel = env.TOURNIQUET_LOG_LEVEL ?? c.logLevel;
+  const lockout = base.userLockout ?? DEFAULT_USER_LOCKOUT;
+  c.userLockout = {
+    maxFailures: num(env.TOURNIQUET_LOCKOUT_THRESHOLD) ?? lockout.maxFailures,
+    lockSeconds: num(env.TOURNIQUET_LOCKOUT_SECONDS) ?? lockout.lockSeconds,
+  };
   if (env.TOURNIQUET_ADMIN_API) c.adminApi = env.TOURNIQUET_ADMIN_API === '1' || env.TOURNIQUET_ADMIN_API === 'true';
   if (env.TOURNIQUET_EXTERNAL_ISSUER) {
     // JSON array of ExternalIssuerConfig, or a single object.

@@ -17,6 +17,11 @@ export interface FleetLog {
 export interface FleetOptions {
   /** Base URL of the Tourniquet server, e.g. http://127.0.0.1:8080 */
   server: string;
+  /**
+   * Several nodes of one cluster: device i starts on servers[i % n] (spread evenly, reproducibly) and fails over
+   * to the others. `server` is then only the fallback when the list is empty.
+   */
+  servers?: readonly string[];
   enrollToken: string;
   seed?: string | number;
   profile?: ProfileName;
@@ -143,10 +148,12 @@ export class Fleet {
     const fleetSeed = seedFrom('fleet', this.#seedLabel);
     // Keys depend on the seed and the enroll token: rerunning the same fleet brings back the same machines.
     const identity = `${this.#seedLabel}\n${createHash('sha256').update(this.#opts.enrollToken).digest('hex')}`;
+    const servers = this.#opts.servers?.length ? this.#opts.servers : [this.#opts.server];
     this.#devices = Fleet.plan(this.#seedLabel, n, this.#profile).map(
       (spec) =>
         new SimulatedDevice(spec, {
-          server: this.#opts.server,
+          server: servers[spec.index % servers.length]!,
+          ...(servers.length > 1 ? { servers } : {}),
           fleetSeed,
           identity,
           profile,

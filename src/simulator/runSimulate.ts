@@ -6,6 +6,7 @@ import { Fleet, MAX_FLEET_SIZE, type FleetLog } from './fleet.ts';
 import { profileNamed } from './profiles.ts';
 
 export interface RunSimulateOptions {
+  /** A server base URL, or several nodes of one cluster separated by commas (devices spread over them). */
   server: string;
   enrollToken: string;
   devices?: number;
@@ -33,13 +34,22 @@ function isLoopback(addr: string | undefined): boolean {
 
 export async function runSimulate(o: RunSimulateOptions): Promise<RunningSimulation> {
   const print = o.print ?? ((line: string) => process.stdout.write(`${line}\n`));
-  let url: URL;
-  try {
-    url = new URL(o.server);
-  } catch {
-    throw new Error(`--server must be a URL such as http://127.0.0.1:8080 (got "${o.server}")`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('--server must be an http:// or https:// URL');
+  const urls = o.server
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+    .map((s) => {
+      let url: URL;
+      try {
+        url = new URL(s);
+      } catch {
+        throw new Error(`--server must be a URL such as http://127.0.0.1:8080, or several separated by commas (got "${s}")`);
+      }
+      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('--server must be an http:// or https:// URL');
+      return url.origin;
+    });
+  if (urls.length === 0) throw new Error('--server must be a URL such as http://127.0.0.1:8080');
+  if (urls.length > 64) throw new Error('--server lists more than 64 servers');
   const devices = o.devices ?? DEFAULT_SIMULATED_DEVICES;
   if (!Number.isInteger(devices) || devices < 1 || devices > MAX_FLEET_SIZE) {
     throw new Error(`--devices must be an integer between 1 and ${MAX_FLEET_SIZE}`);
@@ -48,7 +58,8 @@ export async function runSimulate(o: RunSimulateOptions): Promise<RunningSimulat
   const profile = profileNamed(o.profile ?? 'realistic').name;
 
   const fleet = new Fleet({
-    server: url.origin,
+    server: urls[0]!,
+    ...(urls.length > 1 ? { servers: urls } : {}),
     enrollToken: o.enrollToken,
     seed: o.seed ?? 1,
     profile,

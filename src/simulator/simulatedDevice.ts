@@ -27,6 +27,8 @@ export interface Fault {
 
 export interface SimulatedDeviceOptions {
   server: string;
+  /** Every node of the cluster, to fail over to (see DeviceClientOptions.servers). */
+  servers?: readonly string[];
   fleetSeed: number;
   /** Namespace of the device keys: the same identity and index give the same machine id. */
   identity: string;
@@ -97,6 +99,7 @@ export class SimulatedDevice {
     this.#seedStreams();
     this.client = new DeviceClient({
       server: opts.server,
+      ...(opts.servers ? { servers: opts.servers } : {}),
       key: deviceKeyFromSeed(seedBytes(`tourniquet-sim-key\n${opts.identity}\n${spec.index}`)),
       agentVersion: spec.facts.agentVersion,
       autoAck: false,

@@ -17,6 +17,12 @@ export interface StoreDialect {
   serializeWrites<T>(fn: () => Promise<T>): Promise<T>;
   /** Inside a write transaction: excludes every other appender of the audit chain until commit. */
   lockAuditChain(trx: Kysely<Database>): Promise<void>;
+  /**
+   * Inside a write transaction: 'shared' for a machine write (which places the machine by the current rules),
+   * 'exclusive' for a device-group change (which re-places every machine). Without it, a machine written while
+   * the rules change could be placed by the old rules after the re-placement finished.
+   */
+  lockDeviceGroups(trx: Kysely<Database>, mode: 'shared' | 'exclusive'): Promise<void>;
   /** Bound parameters allowed in one statement. */
   readonly maxParameters: number;
   /** Group commit for createAction; null writes each action in its own transaction. */

@@ -45,14 +45,30 @@ import {
   vaultItemFromRow,
   vaultItemToRow,
 } from './rowMapping.ts';
+import * as rbacQ from './rbacQueries.ts';
+import * as clusterQ from './clusterQueries.ts';
 import type { AuditLogTable, Database, MachineActionsTable, MachinesTable } from './schema.ts';
 import type {
   AppRecord,
+  AssigneeKind,
   AuditEntry,
+  AuthCodeRecord,
+  AuthCodeRedemption,
+  DeviceGroupPatch,
+  DeviceGroupRecord,
+  EffectiveRoleAssignment,
   EnrollTokenRecord,
+  NewDeviceGroup,
+  RegroupResult,
+  RoleAssignmentRecord,
+  RoleRecord,
+  UserPatch,
+  UserRecord,
   FileObservation,
   ListResult,
   NewAuditEntry,
+  NodeRecord,
+  ReapResult,
   SigningKeyRecord,
   Store,
   StoreNotification,
@@ -285,9 +301,15 @@ export class KyselyStore implements Store {
     }
   }
 
+  /** The machine as the device-group rules place it, under the shared rules lock (held until commit). */
+  private async placeByRules(trx: Kysely<Database>, m: Machine): Promise<Machine> {
+    await this.dialect.lockDeviceGroups(trx, 'shared');
+    return rbacQ.placed(m, await rbacQ.rankedGroups(trx));
+  }
+
   async upsertMachine(m: Machine): Promise<void> {
     checkMachine(m);
-    await this.transaction((trx) => this.putMachine(trx, m));
+    await this.transaction(async (trx) => this.putMachine(trx, await this.placeByRules(trx, m)));
   }
 
   async getMachine(id: string): Promise<Machine | null> {
@@ -335,6 +357,8 @@ export class KyselyStore implements Store {
   async updateMachine(id: string, patch: Partial<Machine>): Promise<Machine | null> {
     const key = checkMachineId(id);
     return this.transaction(async (trx) => {
+      // The rules lock first, then the row: the order a device-group change takes them in too.
+      await this.dialect.lockDeviceGroups(trx, 'shared');
       const current = await trx
         .selectFrom('machines')
         .selectAll()
@@ -344,7 +368,7 @@ export class KyselyStore implements Store {
       if (!current) return null;
       // An absent (undefined) patch field keeps the stored value; the id never changes.
       const defined = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined));
-      const merged: Machine = { ...machineFromRow(current), ...defined, id: current.id };
+      const merged: Machine = rbacQ.placed({ ...machineFromRow(current), ...defined, id: current.id }, await rbacQ.rankedGroups(trx));
       checkMachine(merged);
       await this.putMachine(trx, merged);
       return merged;
@@ -789,6 +813,225 @@ export class KyselyStore implements Store {
       .offset(q.skip)
       .execute();
     return rows.map(auditFromRow);
+  }
+
+  // ---- users, roles, role assignments ------------------------------------------------------------------------
+
+  async createUser(u: UserRecord): Promise<void> {
+    checkTimestamp('createdAt', u.createdAt);
+    checkTimestamp('updatedAt', u.updatedAt);
+    checkTimestamp('lockedUntil', u.lockedUntil);
+    if (!isGuid(u.oid)) throw new TypeError('user oid must be a GUID');
+    await this.write((db) => rbacQ.insertUser(db, u));
+  }
+
+  getUser(oid: string): Promise<UserRecord | null> {
+    return rbacQ.selectUser(this.db, oid);
+  }
+
+  findUserByUpn(upn: string): Promise<UserRecord | null> {
+    return rbacQ.selectUserByUpn(this.db, upn);
+  }
+
+  listUsers(): Promise<UserRecord[]> {
+    return rbacQ.selectUsers(this.db);
+  }
+
+  async updateUser(oid: string, patch: UserPatch, at: string): Promise<UserRecord | null> {
+    checkTimestamp('at', at);
+    if (patch.lockedUntil !== undefined) checkTimestamp('lockedUntil', patch.lockedUntil);
+    if (patch.failedLogins !== undefined && (!Number.isSafeInteger(patch.failedLogins) || patch.failedLogins < 0)) {
+      throw new TypeError('failedLogins must be a non-negative integer');
+    }
+    return this.write((db) => rbacQ.patchUser(db, oid, patch, at));
+  }
+
+  deleteUser(oid: string): Promise<boolean> {
+    return this.transaction((trx) => rbacQ.removeUser(trx, oid));
+  }
+
+  async recordLoginFailure(oid: string, at: string, maxFailures: number, lockUntil: string): Promise<UserRecord | null> {
+    checkTimestamp('at', at);
+    checkTimestamp('lockUntil', lockUntil);
+    if (!Number.isSafeInteger(maxFailures) || maxFailures < 1) throw new TypeError('maxFailures must be a positive integer');
+    return this.transaction((trx) => rbacQ.countLoginFailure(trx, oid, maxFailures, lockUntil));
+  }
+
+  async recordLoginSuccess(oid: string, at: string): Promise<void> {
+    checkTimestamp('at', at);
+    await this.write((db) => rbacQ.clearLoginFailures(db, oid));
+  }
+
+  listRoles(): Promise<RoleRecord[]> {
+    return rbacQ.selectRoles(this.db);
+  }
+
+  getRole(id: string): Promise<RoleRecord | null> {
+    return rbacQ.selectRole(this.db, id);
+  }
+
+  findRoleByName(name: string): Promise<RoleRecord | null> {
+    return rbacQ.selectRoleByName(this.db, name);
+  }
+
+  async createRole(r: RoleRecord): Promise<void> {
+    if (!isGuid(r.id)) throw new TypeError('role id must be a GUID');
+    checkTimestamp('createdAt', r.createdAt);
+    checkTimestamp('updatedAt', r.updatedAt);
+    await this.write((db) => rbacQ.insertRole(db, { ...r, builtIn: false }));
+  }
+
+  async updateRole(
+    id: string,
+    patch: Partial<Pick<RoleRecord, 'name' | 'description' | 'permissions'>>,
+    at: string,
+  ): Promise<RoleRecord | null> {
+    checkTimestamp('at', at);
+    return this.transaction((trx) => rbacQ.patchRole(trx, id, patch, at));
+  }
+
+  deleteRole(id: string): Promise<boolean> {
+    return this.transaction((trx) => rbacQ.removeRole(trx, id));
+  }
+
+  async upsertRoleAssignment(a: RoleAssignmentRecord): Promise<RoleAssignmentRecord> {
+    if (!isGuid(a.id)) throw new TypeError('role assignment id must be a GUID');
+    if (!['user', 'group', 'upn'].includes(a.assigneeKind)) throw new TypeError(`invalid assignee kind: ${String(a.assigneeKind)}`);
+    if (typeof a.assignee !== 'string' || a.assignee === '') throw new TypeError('assignee must be a non-empty string');
+    if (!a.deviceGroupIds.every((g) => Number.isSafeInteger(g))) throw new TypeError('deviceGroupIds must be integers');
+    checkTimestamp('createdAt', a.createdAt);
+    checkTimestamp('updatedAt', a.updatedAt);
+    return this.transaction(async (trx) => {
+      // Shared with machine writes: a device group cannot vanish between its check and the assignment's insert.
+      await this.dialect.lockDeviceGroups(trx, 'shared');
+      return rbacQ.upsertAssignment(trx, a);
+    });
+  }
+
+  listRoleAssignments(filter?: { assigneeKind?: AssigneeKind; assignee?: string; roleId?: string }): Promise<RoleAssignmentRecord[]> {
+    return rbacQ.selectAssignments(this.db, filter);
+  }
+
+  getRoleAssignment(id: string): Promise<RoleAssignmentRecord | null> {
+    return rbacQ.selectAssignment(this.db, id);
+  }
+
+  deleteRoleAssignment(id: string): Promise<boolean> {
+    return this.transaction((trx) => rbacQ.removeAssignment(trx, id));
+  }
+
+  assignmentsFor(who: { userOid?: string; groups?: readonly string[]; upn?: string }): Promise<EffectiveRoleAssignment[]> {
+    return rbacQ.effectiveAssignments(this.db, who);
+  }
+
+  // ---- device groups -------------------------------------------------------------------------------------------
+
+  listDeviceGroups(): Promise<DeviceGroupRecord[]> {
+    return rbacQ.selectDeviceGroups(this.db);
+  }
+
+  getDeviceGroup(id: number): Promise<DeviceGroupRecord | null> {
+    if (!Number.isSafeInteger(id)) return Promise.resolve(null);
+    return rbacQ.selectDeviceGroup(this.db, id);
+  }
+
+  /** A group change and the re-placement of every machine, in one transaction under the exclusive rules lock. */
+  private regroupTransaction<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
+    return this.transaction(async (trx) => {
+      await this.dialect.lockDeviceGroups(trx, 'exclusive');
+      return fn(trx);
+    });
+  }
+
+  async createDeviceGroup(g: NewDeviceGroup, at: string): Promise<{ group: DeviceGroupRecord } & RegroupResult> {
+    checkTimestamp('at', at);
+    if (g.rank !== null && !Number.isSafeInteger(g.rank)) throw new TypeError('rank must be an integer or null');
+    return this.regroupTransaction((trx) => rbacQ.insertDeviceGroup(trx, g, at));
+  }
+
+  async updateDeviceGroup(id: number, patch: DeviceGroupPatch, at: string): Promise<({ group: DeviceGroupRecord } & RegroupResult) | null> {
+    checkTimestamp('at', at);
+    if (!Number.isSafeInteger(id)) return null;
+    if (patch.rank !== undefined && !Number.isSafeInteger(patch.rank)) throw new TypeError('rank must be an integer');
+    return this.regroupTransaction((trx) => rbacQ.patchDeviceGroup(trx, id, patch, at));
+  }
+
+  async deleteDeviceGroup(id: number): Promise<RegroupResult | null> {
+    if (!Number.isSafeInteger(id)) return null;
+    const at = millisToTimestamp(Date.now());
+    return this.regroupTransaction((trx) => rbacQ.removeDeviceGroup(trx, id, at));
+  }
+
+  // ---- authorization codes -------------------------------------------------------------------------------------
+
+  async createAuthCode(c: AuthCodeRecord): Promise<void> {
+    checkTimestamp('createdAt', c.createdAt);
+    checkTimestamp('expiresAt', c.expiresAt);
+    if (!/^[0-9a-f]{64}$/.test(c.codeHash)) throw new TypeError('codeHash must be sha256 hex');
+    await this.transaction((trx) => rbacQ.insertAuthCode(trx, c));
+  }
+
+  async redeemAuthCode(codeHash: string, now: string): Promise<AuthCodeRedemption> {
+    checkTimestamp('now', now);
+    return this.write((db) => rbacQ.redeemCode(db, codeHash, now));
+  }
+
+  // ---- cluster: nodes and device connections ------------------------------------------------------------------
+
+  async heartbeatNode(n: NodeRecord): Promise<'registered' | 'refreshed'> {
+    clusterQ.checkNodeId(n.nodeId);
+    checkTimestamp('startedAt', n.startedAt);
+    clusterQ.checkMillis('heartbeatMs', n.heartbeatMs);
+    return this.transaction((trx) => clusterQ.upsertNode(trx, n));
+  }
+
+  async listNodes(): Promise<NodeRecord[]> {
+    return clusterQ.selectNodes(this.db);
+  }
+
+  async removeNode(nodeId: string): Promise<void> {
+    clusterQ.checkNodeId(nodeId);
+    await this.write((db) => clusterQ.deleteNode(db, nodeId));
+  }
+
+  async claimConnection(machineId: string, nodeId: string, at: string): Promise<{ previousNode: string | null }> {
+    const mid = checkMachineId(machineId);
+    clusterQ.checkNodeId(nodeId);
+    checkTimestamp('at', at);
+    const previousNode = await this.transaction((trx) => clusterQ.claim(trx, mid, nodeId, at));
+    return { previousNode };
+  }
+
+  async releaseConnection(machineId: string, nodeId: string, at: string): Promise<boolean> {
+    const mid = checkMachineId(machineId);
+    clusterQ.checkNodeId(nodeId);
+    checkTimestamp('at', at);
+    return this.transaction((trx) => clusterQ.release(trx, mid, nodeId, at));
+  }
+
+  async connectionOwner(machineId: string): Promise<string | null> {
+    return clusterQ.ownerOf(this.db, checkMachineId(machineId));
+  }
+
+  async reapDeadNodes(deadBeforeMs: number, at: string): Promise<ReapResult> {
+    clusterQ.checkMillis('deadBeforeMs', deadBeforeMs);
+    checkTimestamp('at', at);
+    const out: ReapResult = { nodes: [], machines: [] };
+    // One transaction per dead node, so reaping a node with many devices never holds every lock at once.
+    for (const nodeId of await clusterQ.deadNodes(this.db, deadBeforeMs)) {
+      const r = await this.transaction((trx) => clusterQ.reapNode(trx, nodeId, deadBeforeMs, at, this.dialect.rowLocks));
+      out.nodes.push(...r.nodes);
+      out.machines.push(...r.machines);
+    }
+    return out;
+  }
+
+  async undeliveredActions(nodeId: string, createdBefore: string, now: string, limit: number): Promise<MachineAction[]> {
+    clusterQ.checkNodeId(nodeId);
+    checkTimestamp('createdBefore', createdBefore);
+    checkTimestamp('now', now);
+    if (!Number.isSafeInteger(limit) || limit <= 0) throw new TypeError('limit must be a positive integer');
+    return clusterQ.pendingForNode(this.db, nodeId, createdBefore, now, limit);
   }
 
   // ---- notifications and lifecycle -------------------------------------------------------------------------

@@ -1,9 +1,16 @@
 // Domain objects ↔ table rows: the only place that knows how each field is stored (JSON text, 0/1, lower case).
 import type { ActionStatus, ActionType, DeviceResultRecord, FileIdentifierType, MachineAction } from '../core/actions.ts';
 import type { HealthStatus, IpAddressInfo, Machine, VmMetadata } from '../core/machines.ts';
+import type { DeviceGroupRule } from '../core/deviceGroups.ts';
+import type { RbacPermission } from '../core/permissions.ts';
 import type {
   AppsTable,
   AuditLogTable,
+  AuthCodesTable,
+  DeviceGroupsTable,
+  RbacRolesTable,
+  RoleAssignmentsTable,
+  UsersTable,
   EnrollTokensTable,
   FileObservationsTable,
   IntBool,
@@ -16,6 +23,11 @@ import type {
 import type {
   AppRecord,
   AuditEntry,
+  AuthCodeRecord,
+  DeviceGroupRecord,
+  RoleAssignmentRecord,
+  RoleRecord,
+  UserRecord,
   EnrollTokenRecord,
   FileObservation,
   SigningKeyRecord,
@@ -50,6 +62,8 @@ export function appToRow(a: AppRecord): AppsTable {
     roles: json(a.roles),
     created_at: a.createdAt,
     disabled: bool(a.disabled),
+    public_client: bool(a.publicClient ?? false),
+    redirect_uris: json(a.redirectUris ?? []),
   };
 }
 
@@ -62,6 +76,9 @@ export function appFromRow(r: AppsTable): AppRecord {
     roles: parse<string[]>(r.roles),
     createdAt: r.created_at,
     disabled: fromBool(r.disabled),
+    // The client fields appear only when set, so a confidential app reads back exactly as it was written.
+    ...(r.public_client === 1 ? { publicClient: true } : {}),
+    ...(r.redirect_uris !== '[]' ? { redirectUris: parse<string[]>(r.redirect_uris) } : {}),
   };
 }
 
@@ -354,5 +371,126 @@ export function auditFromRow(r: AuditLogTable): AuditEntry {
     detail: parse<unknown>(r.detail),
     prevHash: r.prev_hash,
     hash: r.hash,
+  };
+}
+
+export function userToRow(u: UserRecord): UsersTable {
+  return {
+    oid: u.oid.toLowerCase(),
+    upn: u.upn,
+    display_name: u.displayName,
+    password_hash: u.passwordHash,
+    enabled: bool(u.enabled),
+    failed_logins: u.failedLogins,
+    locked_until: u.lockedUntil,
+    created_at: u.createdAt,
+    updated_at: u.updatedAt,
+  };
+}
+
+export function userFromRow(r: UsersTable): UserRecord {
+  return {
+    oid: r.oid,
+    upn: r.upn,
+    displayName: r.display_name,
+    passwordHash: r.password_hash,
+    enabled: fromBool(r.enabled),
+    failedLogins: Number(r.failed_logins),
+    lockedUntil: r.locked_until,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+export function roleToRow(r: RoleRecord): RbacRolesTable {
+  return {
+    id: r.id.toLowerCase(),
+    name: r.name,
+    description: r.description,
+    permissions: json(r.permissions),
+    built_in: bool(r.builtIn),
+    created_at: r.createdAt,
+    updated_at: r.updatedAt,
+  };
+}
+
+export function roleFromRow(r: RbacRolesTable): RoleRecord {
+  return {
+    id: r.id,
+    name: r.name,
+    description: r.description,
+    permissions: parse<RbacPermission[]>(r.permissions),
+    builtIn: fromBool(r.built_in),
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+export function assignmentToRow(a: RoleAssignmentRecord): RoleAssignmentsTable {
+  return {
+    id: a.id.toLowerCase(),
+    assignee_kind: a.assigneeKind,
+    assignee: a.assignee,
+    role_id: a.roleId.toLowerCase(),
+    all_groups: bool(a.allGroups),
+    created_at: a.createdAt,
+    updated_at: a.updatedAt,
+  };
+}
+
+export function assignmentFromRow(r: RoleAssignmentsTable, groupIds: number[]): RoleAssignmentRecord {
+  return {
+    id: r.id,
+    assigneeKind: r.assignee_kind,
+    assignee: r.assignee,
+    roleId: r.role_id,
+    allGroups: fromBool(r.all_groups),
+    deviceGroupIds: [...groupIds].sort((a, b) => a - b),
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+/** `ungroupedRank`: the rank the built-in group reports (after the last real group). */
+export function deviceGroupFromRow(r: DeviceGroupsTable, ungroupedRank: number): DeviceGroupRecord {
+  return {
+    id: Number(r.id),
+    name: r.name,
+    description: r.description,
+    rank: r.rank === null ? ungroupedRank : Number(r.rank),
+    rule: parseOrNull<DeviceGroupRule>(r.rule),
+    builtIn: fromBool(r.built_in),
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+export function authCodeToRow(c: AuthCodeRecord): AuthCodesTable {
+  return {
+    code_hash: c.codeHash,
+    client_id: c.clientId,
+    redirect_uri: c.redirectUri,
+    code_challenge: c.codeChallenge,
+    user_oid: c.userOid,
+    audience: c.audience,
+    scopes: json(c.scopes),
+    created_at: c.createdAt,
+    expires_at: c.expiresAt,
+    used_at: c.usedAt,
+  };
+}
+
+export function authCodeFromRow(r: AuthCodesTable): AuthCodeRecord {
+  return {
+    codeHash: r.code_hash,
+    clientId: r.client_id,
+    redirectUri: r.redirect_uri,
+    codeChallenge: r.code_challenge,
+    userOid: r.user_oid,
+    audience: r.audience,
+    scopes: parse<string[]>(r.scopes),
+    createdAt: r.created_at,
+    expiresAt: r.expires_at,
+    usedAt: r.used_at,
   };
 }

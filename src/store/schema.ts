@@ -21,6 +21,9 @@ export interface AppsTable {
   roles: string; // JSON string[]
   created_at: string;
   disabled: IntBool;
+  /** A public client (no secret): may use the password and authorization-code grants without authenticating. */
+  public_client: IntBool;
+  redirect_uris: string; // JSON string[]
 }
 
 export interface SigningKeysTable {
@@ -176,6 +179,74 @@ export interface AuditLogTable {
   hash: string;
 }
 
+export interface UsersTable {
+  oid: string;
+  upn: string;
+  display_name: string;
+  password_hash: string;
+  enabled: IntBool;
+  /** Consecutive wrong passwords since the last success or lock. */
+  failed_logins: number;
+  locked_until: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface RbacRolesTable {
+  id: string;
+  name: string;
+  description: string;
+  permissions: string; // JSON RbacPermission[]
+  built_in: IntBool;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface DeviceGroupsTable {
+  id: number;
+  name: string;
+  description: string;
+  rank: number | null;
+  rule: string | null; // JSON DeviceGroupRule
+  built_in: IntBool;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface IdCountersTable {
+  name: string;
+  value: number;
+}
+
+export interface RoleAssignmentsTable {
+  id: string;
+  assignee_kind: 'user' | 'group' | 'upn';
+  assignee: string;
+  role_id: string;
+  all_groups: IntBool;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface RoleAssignmentGroupsTable {
+  assignment_id: string;
+  group_id: number;
+}
+
+export interface AuthCodesTable {
+  /** sha256 hex of the code; the code itself is never stored. */
+  code_hash: string;
+  client_id: string;
+  redirect_uri: string;
+  code_challenge: string;
+  user_oid: string;
+  audience: string;
+  scopes: string; // JSON string[]
+  created_at: string;
+  expires_at: string;
+  used_at: string | null;
+}
+
 export interface Database {
   tenant: TenantTable;
   apps: AppsTable;
@@ -189,4 +260,11 @@ export interface Database {
   file_inventories: FileInventoriesTable;
   vault_items: VaultItemsTable;
   audit_log: AuditLogTable;
+  users: UsersTable;
+  rbac_roles: RbacRolesTable;
+  device_groups: DeviceGroupsTable;
+  id_counters: IdCountersTable;
+  role_assignments: RoleAssignmentsTable;
+  role_assignment_groups: RoleAssignmentGroupsTable;
+  auth_codes: AuthCodesTable;
 }

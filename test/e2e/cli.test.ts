@@ -126,7 +126,7 @@ describe('command-line contract', () => {
         body: new URLSearchParams({ grant_type: 'client_credentials', client_id: creds.clientId, client_secret: creds.clientSecret, resource: url! }),
       });
       assert.equal(t.status, 200);
-      const body = await t.json();
+      const body = (await t.json()) as Record<string, string>;
       assert.deepEqual(Object.keys(body), ['token_type', 'expires_in', 'ext_expires_in', 'access_token']);
       const machines = await fetch(`${url}/api/machines`, { headers: { authorization: `Bearer ${body.access_token}` } });
       assert.equal(((await machines.json()) as { value: unknown[] }).value.length, 4);

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import BetterSqlite3 from 'better-sqlite3';
+import { MIGRATIONS } from '../../src/store/migrations/index.ts';
 import { openStore } from '../../src/store/open.ts';
 import { openSqliteStore } from '../../src/store/sqlite/openSqliteStore.ts';
 import type { Store } from '../../src/store/store.ts';
@@ -59,7 +60,7 @@ describe('sqlite: files and durability', () => {
     assert.equal(raw.pragma('journal_mode', { simple: true }), 'wal');
     assert.deepEqual(
       raw.prepare('select name from kysely_migration').all(),
-      [{ name: '0001_initial' }],
+      Object.keys(MIGRATIONS).map((name) => ({ name })),
     );
     raw.close();
     const again = await openSqliteStore({ path });

@@ -1,15 +1,19 @@
 // The behaviour every Store adapter must show, registered once per adapter (sqlite.test.ts, postgres.test.ts).
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
 import type { MachineAction, Transition } from '../../src/core/actions.ts';
 import { ACTION_STATUSES, HRESULT, isFinal, nextStatus } from '../../src/core/actions.ts';
 import { ACTION_IN_PROGRESS, MdeError, ODataQueryError } from '../../src/core/errors.ts';
+import { placeMachine, UNGROUPED_ID, UNGROUPED_NAME, type DeviceGroupRule } from '../../src/core/deviceGroups.ts';
 import type { Machine } from '../../src/core/machines.ts';
+import { BUILT_IN_ROLE_IDS, BUILT_IN_ROLES } from '../../src/core/rbac.ts';
+import { millisToTimestamp } from '../../src/core/time.ts';
 import type { ListQuery } from '../../src/core/query.ts';
 import { GENESIS_HASH, verifyAuditChain } from '../../src/store/auditChain.ts';
-import type { Store, StoreNotification } from '../../src/store/store.ts';
+import { RbacConflictError } from '../../src/store/rbacErrors.ts';
+import type { AuthCodeRecord, RoleAssignmentRecord, RoleRecord, Store, StoreNotification, UserRecord } from '../../src/store/store.ts';
 import {
   action,
   and,
@@ -52,6 +56,7 @@ function isActiveRequestAlreadyExists(e: unknown): boolean {
 }
 
 const ids = (xs: readonly { id: string }[]): string[] => xs.map((x) => x.id);
+const pick = (m: Machine | null): [number, string | null] => [m!.rbacGroupId, m!.rbacGroupName];
 const sorted = (xs: readonly string[]): string[] => [...xs].sort();
 
 async function settle<T>(ps: Promise<T>[]): Promise<{ ok: T[]; errors: unknown[] }> {
@@ -1042,6 +1047,275 @@ export function registerStoreSuite(h: StoreHarness): void {
       assert.equal(r.ok.length, 2);
       assert.equal(r.errors.length, 5);
       assert.deepEqual(verifyAuditChain(await s.listAudit({ top: 10, skip: 0 })), { ok: true });
+    });
+  });
+
+  describe(`${h.name}: users, roles, role assignments (RBAC)`, () => {
+    const user = (over: Partial<UserRecord> = {}): UserRecord => ({
+      oid: randomUUID(),
+      upn: `u-${randomUUID().slice(0, 8)}@contoso.com`,
+      displayName: 'User',
+      passwordHash: 'scrypt$32768$8$1$c2FsdHNhbHQ=$aGFzaGhhc2hoYXNoaGFzaA==',
+      enabled: true,
+      failedLogins: 0,
+      lockedUntil: null,
+      createdAt: ts(0),
+      updatedAt: ts(0),
+      ...over,
+    });
+    const role = (over: Partial<RoleRecord> = {}): RoleRecord => ({
+      id: randomUUID(),
+      name: `Role ${randomUUID().slice(0, 8)}`,
+      description: '',
+      permissions: ['View data'],
+      builtIn: false,
+      createdAt: ts(0),
+      updatedAt: ts(0),
+      ...over,
+    });
+    const assignment = (over: Partial<RoleAssignmentRecord> & Pick<RoleAssignmentRecord, 'assignee' | 'roleId'>): RoleAssignmentRecord => ({
+      id: randomUUID(),
+      assigneeKind: 'user',
+      allGroups: true,
+      deviceGroupIds: [],
+      createdAt: ts(0),
+      updatedAt: ts(0),
+      ...over,
+    });
+    const conflict = (kind: string) => (e: unknown) => e instanceof RbacConflictError && e.kind === kind;
+
+    it('stores users; UPNs are unique and found case-insensitively; bad ids refused', async (t) => {
+      const s = await fresh(t);
+      const u = user({ upn: 'Alice@Contoso.com' });
+      await s.createUser(u);
+      assert.deepEqual(await s.getUser(u.oid), u);
+      assert.deepEqual(await s.getUser(u.oid.toUpperCase()), u);
+      assert.deepEqual(await s.findUserByUpn('alice@contoso.COM'), u);
+      assert.equal(await s.findUserByUpn("x' or '1'='1"), null);
+      await assert.rejects(s.createUser(user({ upn: 'ALICE@contoso.com' })), conflict('duplicate'));
+      await assert.rejects(s.createUser(user({ oid: 'nope' })), TypeError);
+      const b = user({ upn: 'bob@contoso.com' });
+      await s.createUser(b);
+      assert.deepEqual((await s.listUsers()).map((x) => x.upn), ['Alice@Contoso.com', 'bob@contoso.com']);
+      await assert.rejects(s.updateUser(b.oid, { upn: 'alice@contoso.com' }, ts(1)), conflict('duplicate'));
+      const changed = await s.updateUser(b.oid, { displayName: 'Bob', enabled: false }, ts(2));
+      assert.deepEqual(changed, { ...b, displayName: 'Bob', enabled: false, updatedAt: ts(2) });
+      assert.equal(await s.updateUser(randomUUID(), { displayName: 'x' }, ts(2)), null);
+      assert.equal(await s.deleteUser(b.oid), true);
+      assert.equal(await s.deleteUser(b.oid), false);
+      assert.equal(await s.getUser(b.oid), null);
+    });
+
+    it('counts wrong passwords atomically across nodes and locks at the threshold', async (t) => {
+      const s = await fresh(t);
+      const s2 = await sibling(t, s);
+      const u = user();
+      await s.createUser(u);
+      const four = await Promise.all(Array.from({ length: 4 }, (_, i) => (i % 2 ? s : s2).recordLoginFailure(u.oid, ts(1), 5, ts(900))));
+      assert.deepEqual(four.map((x) => x!.failedLogins).sort(), [1, 2, 3, 4]);
+      assert.equal((await s.getUser(u.oid))!.lockedUntil, null);
+      const fifth = await s2.recordLoginFailure(u.oid, ts(2), 5, ts(900));
+      assert.equal(fifth!.lockedUntil, ts(900));
+      assert.equal(fifth!.failedLogins, 0, 'the count restarts with the lock');
+      await s.recordLoginFailure(u.oid, ts(3), 5, ts(901));
+      await s.recordLoginSuccess(u.oid, ts(4));
+      const after = (await s.getUser(u.oid))!;
+      assert.deepEqual([after.failedLogins, after.lockedUntil], [0, null]);
+      assert.equal(await s.recordLoginFailure(randomUUID(), ts(1), 5, ts(900)), null);
+      await assert.rejects(s.recordLoginFailure(u.oid, ts(1), 0, ts(900)), TypeError);
+      await assert.rejects(s.recordLoginFailure(u.oid, '2026-01-01T00:00:00Z', 5, ts(900)), TypeError);
+    });
+
+    it('has the built-in roles; custom roles are unique by name; built-ins and assigned roles are protected', async (t) => {
+      const s = await fresh(t);
+      const builtIn = await s.listRoles();
+      assert.deepEqual(
+        builtIn.map((r) => [r.id, r.name, r.builtIn]),
+        BUILT_IN_ROLES.map((r) => [r.id, r.name, true]).sort((a, b) => String(a[1]).localeCompare(String(b[1]))),
+      );
+      const r = role({ name: 'Tier 2', permissions: ['View data', 'Active remediation actions'] });
+      await s.createRole(r);
+      assert.deepEqual(await s.findRoleByName('TIER 2'), r);
+      assert.deepEqual(await s.getRole(r.id), r);
+      await assert.rejects(s.createRole(role({ name: 'tier 2' })), conflict('duplicate'));
+      await assert.rejects(s.createRole(role({ name: 'security READER' })), conflict('duplicate'));
+      const updated = await s.updateRole(r.id, { permissions: ['View data'] }, ts(5));
+      assert.deepEqual(updated!.permissions, ['View data']);
+      assert.equal(updated!.updatedAt, ts(5));
+      await assert.rejects(s.updateRole(BUILT_IN_ROLE_IDS.reader, { name: 'x' }, ts(5)), conflict('builtIn'));
+      await assert.rejects(s.deleteRole(BUILT_IN_ROLE_IDS.reader), conflict('builtIn'));
+      const u = user();
+      await s.createUser(u);
+      await s.upsertRoleAssignment(assignment({ assignee: u.oid, roleId: r.id }));
+      await assert.rejects(s.deleteRole(r.id), conflict('inUse'));
+      assert.equal(await s.deleteRole(randomUUID()), false);
+    });
+
+    it('assignments: one per (assignee, role), replaced on re-assignment; references checked; who gets what', async (t) => {
+      const s = await fresh(t);
+      const u = user();
+      await s.createUser(u);
+      const g1 = (await s.createDeviceGroup({ name: 'G1', description: '', rank: null, rule: { tags: ['g1'] } }, ts(1))).group.id;
+      const g2 = (await s.createDeviceGroup({ name: 'G2', description: '', rank: null, rule: { tags: ['g2'] } }, ts(1))).group.id;
+      const first = await s.upsertRoleAssignment(assignment({ assignee: u.oid.toUpperCase(), roleId: BUILT_IN_ROLE_IDS.reader, allGroups: false, deviceGroupIds: [g2, g1, g1] }));
+      assert.equal(first.assignee, u.oid);
+      assert.deepEqual(first.deviceGroupIds, [g1, g2]);
+      const again = await s.upsertRoleAssignment(assignment({ assignee: u.oid, roleId: BUILT_IN_ROLE_IDS.reader, allGroups: false, deviceGroupIds: [0] }));
+      assert.equal(again.id, first.id);
+      assert.equal(again.createdAt, first.createdAt);
+      assert.deepEqual((await s.getRoleAssignment(first.id))!.deviceGroupIds, [0]);
+      await assert.rejects(s.upsertRoleAssignment(assignment({ assignee: u.oid, roleId: randomUUID() })), conflict('missingReference'));
+      await assert.rejects(s.upsertRoleAssignment(assignment({ assignee: randomUUID(), roleId: BUILT_IN_ROLE_IDS.reader })), conflict('missingReference'));
+      await assert.rejects(
+        s.upsertRoleAssignment(assignment({ assignee: u.oid, roleId: BUILT_IN_ROLE_IDS.responder, allGroups: false, deviceGroupIds: [987654] })),
+        conflict('missingReference'),
+      );
+      await assert.rejects(s.upsertRoleAssignment(assignment({ assignee: 'x', roleId: BUILT_IN_ROLE_IDS.reader, assigneeKind: 'robot' as never })), TypeError);
+
+      const entraGroup = randomUUID();
+      await s.upsertRoleAssignment(assignment({ assigneeKind: 'group', assignee: entraGroup.toUpperCase(), roleId: BUILT_IN_ROLE_IDS.responder, allGroups: false, deviceGroupIds: [g1] }));
+      await s.upsertRoleAssignment(assignment({ assigneeKind: 'group', assignee: 'SOC-Team', roleId: BUILT_IN_ROLE_IDS.reader }));
+      await s.upsertRoleAssignment(assignment({ assigneeKind: 'upn', assignee: 'Ext@Fabrikam.com', roleId: BUILT_IN_ROLE_IDS.administrator }));
+      const mine = await s.assignmentsFor({ userOid: u.oid });
+      assert.deepEqual(mine.map((a) => [a.roleName, a.permissions, a.deviceGroupIds]), [['Security reader', ['View data'], [0]]]);
+      const ext = await s.assignmentsFor({ groups: [entraGroup, 'soc-team', 'SOC-Team'], upn: 'EXT@fabrikam.com' });
+      assert.deepEqual(ext.map((a) => a.roleName).sort(), ['Security reader', 'Security responder', 'Tourniquet Administrator']);
+      assert.deepEqual(await s.assignmentsFor({}), []);
+      assert.deepEqual(await s.assignmentsFor({ groups: [] }), []);
+
+      // Deleting a device group takes it out of every assignment; an assignment left with no group reaches nothing.
+      await s.deleteDeviceGroup(g1);
+      const responder = (await s.listRoleAssignments({ assigneeKind: 'group', assignee: entraGroup }))[0]!;
+      assert.deepEqual([responder.allGroups, responder.deviceGroupIds], [false, []]);
+      assert.equal((await s.listRoleAssignments({ roleId: BUILT_IN_ROLE_IDS.administrator })).length, 1);
+      assert.equal(await s.deleteRoleAssignment(responder.id), true);
+      assert.equal(await s.deleteRoleAssignment(responder.id), false);
+      await s.deleteUser(u.oid);
+      assert.deepEqual(await s.listRoleAssignments({ assigneeKind: 'user' }), [], "a user's assignments go with it");
+    });
+  });
+
+  describe(`${h.name}: device groups and machine placement`, () => {
+    const group = (name: string, rule: DeviceGroupRule, rank: number | null = null) => ({ name, description: '', rank, rule });
+
+    it('leaves writers’ values alone until a group exists; then every write is placed by the rules', async (t) => {
+      const s = await fresh(t);
+      const groups = await s.listDeviceGroups();
+      assert.deepEqual(groups.map((g) => [g.id, g.name, g.rank, g.builtIn, g.rule]), [[0, 'Ungrouped devices', 1, true, null]]);
+      const m = await withMachine(s, { computerDnsName: 'web-1.contoso.com', rbacGroupId: 7, rbacGroupName: 'Legacy' });
+      assert.equal((await s.getMachine(m.id))!.rbacGroupId, 7);
+      const created = await s.createDeviceGroup(group('Web', { name: ['web-*'] }), ts(1));
+      assert.equal(created.moved, 1);
+      assert.deepEqual(created.group, { id: created.group.id, name: 'Web', description: '', rank: 1, rule: { name: ['web-*'] }, builtIn: false, createdAt: ts(1), updatedAt: ts(1) });
+      assert.deepEqual(pick(await s.getMachine(m.id)), [created.group.id, 'Web']);
+      const other = await withMachine(s, { computerDnsName: 'db-1', rbacGroupId: 7, rbacGroupName: 'Legacy' });
+      assert.deepEqual(pick(await s.getMachine(other.id)), [UNGROUPED_ID, UNGROUPED_NAME]);
+      const retagged = await s.updateMachine(other.id, { computerDnsName: 'web-9' });
+      assert.deepEqual(pick(retagged), [created.group.id, 'Web'], 'updateMachine returns the placed machine');
+      assert.deepEqual(pick(await s.getMachine(other.id)), [created.group.id, 'Web']);
+    });
+
+    it('ranks: insert at a position, move, delete; ranks stay 1..n; ids never reused', async (t) => {
+      const s = await fresh(t);
+      const m = await withMachine(s, { computerDnsName: 'web-1', machineTags: ['prod'] });
+      const a = (await s.createDeviceGroup(group('A', { name: ['web-*'] }), ts(1))).group;
+      const b = (await s.createDeviceGroup(group('B', { tags: ['prod'] }, 1), ts(2))).group;
+      const c = (await s.createDeviceGroup(group('C', { tags: ['none'] }, 99), ts(3))).group;
+      const order = async () => (await s.listDeviceGroups()).map((g) => [g.name, g.rank]);
+      assert.deepEqual(await order(), [['B', 1], ['A', 2], ['C', 3], ['Ungrouped devices', 4]]);
+      assert.deepEqual(pick(await s.getMachine(m.id)), [b.id, 'B']);
+      const moved = await s.updateDeviceGroup(a.id, { rank: 1 }, ts(4));
+      assert.equal(moved!.moved, 1);
+      assert.deepEqual(await order(), [['A', 1], ['B', 2], ['C', 3], ['Ungrouped devices', 4]]);
+      assert.deepEqual(pick(await s.getMachine(m.id)), [a.id, 'A']);
+      const renamed = await s.updateDeviceGroup(a.id, { name: 'A2', rule: { name: ['db-*'] } }, ts(5));
+      assert.equal(renamed!.group.name, 'A2');
+      assert.deepEqual(pick(await s.getMachine(m.id)), [b.id, 'B']);
+      assert.deepEqual((await s.deleteDeviceGroup(b.id))!, { moved: 1 });
+      assert.deepEqual(await order(), [['A2', 1], ['C', 2], ['Ungrouped devices', 3]]);
+      assert.deepEqual(pick(await s.getMachine(m.id)), [UNGROUPED_ID, UNGROUPED_NAME]);
+      const d = (await s.createDeviceGroup(group('D', { name: ['x'] }), ts(6))).group;
+      assert.ok(d.id > c.id);
+      assert.equal(await s.deleteDeviceGroup(b.id), null);
+      assert.equal(await s.updateDeviceGroup(b.id, { name: 'x' }, ts(7)), null);
+      await s.deleteDeviceGroup(a.id);
+      await s.deleteDeviceGroup(c.id);
+      await s.deleteDeviceGroup(d.id);
+      assert.deepEqual(pick(await s.getMachine(m.id)), [0, null], 'no group left: back to "no group"');
+    });
+
+    it('refuses duplicate names and changes to the built-in group', async (t) => {
+      const s = await fresh(t);
+      const a = (await s.createDeviceGroup(group('Berlin', { name: ['b*'] }), ts(1))).group;
+      await assert.rejects(s.createDeviceGroup(group('BERLIN', { name: ['x'] }), ts(1)), (e) => e instanceof RbacConflictError && e.kind === 'duplicate');
+      await assert.rejects(s.createDeviceGroup(group('ungrouped devices', { name: ['x'] }), ts(1)), (e) => e instanceof RbacConflictError);
+      const b = (await s.createDeviceGroup(group('Paris', { name: ['p*'] }), ts(1))).group;
+      await assert.rejects(s.updateDeviceGroup(b.id, { name: 'berlin' }, ts(2)), (e) => e instanceof RbacConflictError && e.kind === 'duplicate');
+      await assert.rejects(s.updateDeviceGroup(UNGROUPED_ID, { name: 'x' }, ts(2)), (e) => e instanceof RbacConflictError && e.kind === 'builtIn');
+      await assert.rejects(s.deleteDeviceGroup(UNGROUPED_ID), (e) => e instanceof RbacConflictError && e.kind === 'builtIn');
+      assert.equal((await s.getDeviceGroup(a.id))!.name, 'Berlin');
+      assert.equal(await s.getDeviceGroup(Number.NaN), null);
+    });
+
+    it('machine writes racing a rule change on another node all end up placed by the final rules', async (t) => {
+      const s = await fresh(t);
+      const s2 = await sibling(t, s);
+      const ms = await Promise.all(Array.from({ length: 12 }, (_, i) => withMachine(s, { computerDnsName: `web-${i}`, machineTags: [] })));
+      await s.createDeviceGroup(group('Prod', { tags: ['prod'] }), ts(1));
+      const writes = ms.map((m, i) => s2.updateMachine(m.id, { machineTags: i % 2 ? ['prod'] : [] }));
+      const change = s.createDeviceGroup(group('Web', { name: ['web-*'] }, 1), ts(2));
+      await Promise.all([...writes, change]);
+      const rules = (await s.listDeviceGroups()).filter((g) => !g.builtIn).map((g) => ({ id: g.id, name: g.name, rank: g.rank, rule: g.rule! }));
+      for (const m of ms) {
+        const now = (await s.getMachine(m.id))!;
+        const want = placeMachine(rules, now);
+        assert.deepEqual(pick(now), [want.rbacGroupId, want.rbacGroupName]);
+        assert.equal(now.rbacGroupName, 'Web');
+      }
+    });
+  });
+
+  describe(`${h.name}: authorization codes and public clients`, () => {
+    const code = (over: Partial<AuthCodeRecord> = {}): AuthCodeRecord => ({
+      codeHash: createHash('sha256').update(randomUUID()).digest('hex'),
+      clientId: randomUUID(),
+      redirectUri: 'https://console.example.org/cb',
+      codeChallenge: 'c'.repeat(43),
+      userOid: randomUUID(),
+      audience: 'https://api.securitycenter.microsoft.com',
+      scopes: ['Machine.Read'],
+      createdAt: ts(0),
+      expiresAt: millisToTimestamp(Date.now() + 600_000),
+      usedAt: null,
+      ...over,
+    });
+
+    it('redeems a code exactly once, even when two nodes race; tells used from expired from unknown', async (t) => {
+      const s = await fresh(t);
+      const s2 = await sibling(t, s);
+      const c = code();
+      await s.createAuthCode(c);
+      const now = millisToTimestamp(Date.now());
+      const results = await Promise.all(Array.from({ length: 8 }, (_, i) => (i % 2 ? s : s2).redeemAuthCode(c.codeHash, now)));
+      assert.equal(results.filter((r) => r.outcome === 'redeemed').length, 1);
+      assert.equal(results.filter((r) => r.outcome === 'alreadyUsed').length, 7);
+      const won = results.find((r) => r.outcome === 'redeemed')!;
+      assert.deepEqual(won.outcome === 'redeemed' ? { ...won.code, usedAt: null } : null, c);
+      const expired = code({ expiresAt: ts(10) });
+      await s.createAuthCode(expired);
+      assert.equal((await s.redeemAuthCode(expired.codeHash, ts(10))).outcome, 'expired', 'the expiry instant is expired');
+      assert.equal((await s.redeemAuthCode('0'.repeat(64), now)).outcome, 'unknown');
+      await assert.rejects(s.createAuthCode(code({ codeHash: 'not-hex' })), TypeError);
+    });
+
+    it('keeps a public client’s flag and redirect URIs; confidential apps read back unchanged', async (t) => {
+      const s = await fresh(t);
+      const pub = app({ publicClient: true, redirectUris: ['https://console.example.org/cb', 'http://127.0.0.1:8400/'] });
+      await s.createApp(pub);
+      assert.deepEqual(await s.getApp(pub.clientId), pub);
+      const conf = app();
+      await s.createApp(conf);
+      assert.deepEqual(await s.getApp(conf.clientId), conf);
     });
   });
 

@@ -2,7 +2,7 @@
 // go with them. `iat`, `nbf` and `exp` are added by SigningKeys.sign.
 import { createHash, randomBytes } from 'node:crypto';
 import type { JWTPayload } from 'jose';
-import type { AppRecord } from '../../store/store.ts';
+import type { AppRecord, UserRecord } from '../../store/store.ts';
 
 export type TokenVersion = '1.0' | '2.0';
 
@@ -47,6 +47,55 @@ export function appTokenClaims(version: TokenVersion, tenantId: string, app: App
     roles: [...app.roles],
     sub: oid,
     tid: tenantId,
+    uti: newUti(),
+    ver: version,
+  };
+}
+
+/** Entra's `sub` for a user: pairwise, different for every app the user signs in to, stable for each. */
+export function pairwiseSubject(userOid: string, clientId: string): string {
+  return createHash('sha256')
+    .update('tourniquet-subject\n')
+    .update(userOid.toLowerCase())
+    .update('\n')
+    .update(clientId.toLowerCase())
+    .digest()
+    .subarray(0, 32)
+    .toString('base64url');
+}
+
+/**
+ * Claims of a delegated (user) token, in Entra's order: the user's identity (`oid`, `upn`, `unique_name`, `name`),
+ * the client app (`appid` v1 / `azp` v2, acr 0 for a public client, 1 for a secret), and `scp`.
+ */
+export function userTokenClaims(
+  version: TokenVersion,
+  tenantId: string,
+  user: Pick<UserRecord, 'oid' | 'upn' | 'displayName'>,
+  app: Pick<AppRecord, 'clientId' | 'name' | 'publicClient'>,
+  audience: string,
+  scopes: readonly string[],
+): JWTPayload {
+  const iss = version === '1.0' ? v1Issuer(tenantId) : v2Issuer(tenantId);
+  const acr = app.publicClient ? '0' : '1';
+  const client = version === '1.0' ? { appid: app.clientId, appidacr: acr } : { azp: app.clientId, azpacr: acr };
+  return {
+    aud: audience,
+    iss,
+    acr: '1',
+    amr: ['pwd'],
+    app_displayname: app.name,
+    ...client,
+    idp: iss,
+    idtyp: 'user',
+    name: user.displayName,
+    oid: user.oid,
+    ...(version === '2.0' ? { preferred_username: user.upn } : {}),
+    scp: scopes.join(' '),
+    sub: pairwiseSubject(user.oid, app.clientId),
+    tid: tenantId,
+    unique_name: user.upn,
+    upn: user.upn,
     uti: newUti(),
     ver: version,
   };

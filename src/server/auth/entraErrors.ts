@@ -4,6 +4,7 @@
 export type OAuthErrorCode =
   | 'invalid_request'
   | 'invalid_client'
+  | 'invalid_grant'
   | 'unauthorized_client'
   | 'unsupported_grant_type'
   | 'invalid_resource'
@@ -83,6 +84,54 @@ export const entraErrors = {
       9002313,
       'Invalid request. Request is malformed or invalid. The client must use only one authentication method.',
     ),
+  // Delegated grants (password, authorization code): issue 6.
+  badUserCredentials: () =>
+    new EntraError(400, 'invalid_grant', 50126, 'Error validating credentials due to invalid username or password.'),
+  accountLocked: () =>
+    new EntraError(
+      400,
+      'invalid_grant',
+      50053,
+      "The account is locked, you've tried to sign in too many times with an incorrect user ID or password.",
+    ),
+  userDisabled: () => new EntraError(400, 'invalid_grant', 50057, 'The user account is disabled.'),
+  publicClientWithSecret: () =>
+    new EntraError(401, 'invalid_client', 700025, "Client is public so neither 'client_assertion' nor 'client_secret' should be presented."),
+  confidentialClientWithoutSecret: () =>
+    new EntraError(401, 'invalid_client', 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'."),
+  consentRequired: (clientId: string, name: string) =>
+    new EntraError(
+      400,
+      'invalid_grant',
+      65001,
+      `The user or administrator has not consented to use the application with ID '${echo(clientId)}' named '${echo(name)}'. Send an interactive authorization request for this user and resource.`,
+    ),
+  invalidCode: () => new EntraError(400, 'invalid_grant', 70000, "The provided value for the 'code' parameter is not valid."),
+  codeRedeemed: () =>
+    new EntraError(
+      400,
+      'invalid_grant',
+      54005,
+      'OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.',
+    ),
+  codeExpired: () =>
+    new EntraError(
+      400,
+      'invalid_grant',
+      70008,
+      'The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.',
+    ),
+  redirectMismatch: () =>
+    new EntraError(
+      400,
+      'invalid_grant',
+      500112,
+      'The reply address does not match the reply address provided when requesting Authorization code.',
+    ),
+  pkceMismatch: () =>
+    new EntraError(400, 'invalid_grant', 50148, 'The code_verifier does not match the code_challenge supplied in the authorization request for PKCE.'),
+  malformedVerifier: () =>
+    new EntraError(400, 'invalid_request', 9002313, 'Invalid request. Request is malformed or invalid. The code_verifier is malformed.'),
   unavailable: () =>
     new EntraError(503, 'temporarily_unavailable', 90033, 'A transient error has occurred. Please try again.'),
 };

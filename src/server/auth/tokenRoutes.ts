@@ -5,6 +5,8 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import type { Store, Tenant } from '../../store/store.ts';
 import { nowTimestamp } from '../clock.ts';
 import type { ServerConfig } from '../config.ts';
+import { authorizationCodeGrant } from './authorizationCodeGrant.ts';
+import { registerAuthorizeRoutes } from './authorizeRoutes.ts';
 import { v1Issuer, v2Issuer, type TokenVersion } from './claims.ts';
 import { clientCredentialsGrant } from './clientCredentials.ts';
 import { EntraError, entraErrorBody, entraErrors } from './entraErrors.ts';
@@ -13,7 +15,9 @@ import { publicBaseOf, requestOriginOf } from './origin.ts';
 import { SecretChecker } from './secrets.ts';
 import { SecretLockout } from './secretLockout.ts';
 import type { SigningKeys } from './signingKeys.ts';
+import { passwordGrant } from './passwordGrant.ts';
 import type { AttemptRecord, GrantDeps, TokenGrant, TokenRequest } from './tokenGrant.ts';
+import { UserSignIn } from './userSignIn.ts';
 
 export interface TokenRouteDeps {
   store: Store;
@@ -23,12 +27,17 @@ export interface TokenRouteDeps {
   /** Injected for tests or to share across app instances; created per registration otherwise. */
   secrets?: SecretChecker;
   lockout?: SecretLockout;
+  users?: UserSignIn;
 }
 
 /** A token request carries a handful of short parameters; anything near this size is not one. */
 const TOKEN_BODY_LIMIT = 64 * 1024;
 
-const GRANTS = new Map<string, TokenGrant>([['client_credentials', clientCredentialsGrant]]);
+const GRANTS = new Map<string, TokenGrant>([
+  ['client_credentials', clientCredentialsGrant],
+  ['password', passwordGrant],
+  ['authorization_code', authorizationCodeGrant],
+]);
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Tenant aliases under which Entra serves its shared signing keys. */
@@ -125,6 +134,7 @@ async function tokenRoutesPlugin(app: FastifyInstance, deps: TokenRouteDeps): Pr
     tenant: deps.tenant,
     secrets: deps.secrets ?? new SecretChecker(),
     lockout: deps.lockout ?? new SecretLockout(),
+    users: deps.users ?? new UserSignIn(deps.store, deps.config),
   };
   const tenantId = deps.tenant.id;
 
@@ -158,11 +168,14 @@ async function tokenRoutesPlugin(app: FastifyInstance, deps: TokenRouteDeps): Pr
     if (outcome.error) detail.error = `AADSTS${outcome.error.aadsts}`;
     if (attempt.lockedOut) detail.lockedOut = true;
     const clientId = attempt.clientId === null ? null : clip(attempt.clientId);
+    // A delegated grant is the user's act, through the client app (named in detail and target).
+    const user = attempt.userUpn !== undefined && attempt.userUpn !== null;
+    if (user) detail.clientId = clientId;
     await deps.store.appendAudit({
       at: nowTimestamp(),
-      actorType: 'app',
-      actorId: clientId ?? '(none)',
-      actorName: attempt.appName,
+      actorType: user ? 'user' : 'app',
+      actorId: user ? (attempt.userOid ?? '(unknown)') : (clientId ?? '(none)'),
+      actorName: user ? clip(attempt.userUpn!) : attempt.appName,
       action: 'token.issue',
       target: clientId,
       result: outcome.error ? 'failure' : 'success',
@@ -203,7 +216,18 @@ async function tokenRoutesPlugin(app: FastifyInstance, deps: TokenRouteDeps): Pr
       if (!grantType) throw entraErrors.missingParameter('grant_type');
       const grant = GRANTS.get(grantType);
       if (!grant) throw entraErrors.unsupportedGrant(grantType);
-      const issued = await grant({ version, params, client, requestOrigin: requestOriginOf(request) }, grantDeps, attempt);
+      const issued = await grant(
+        {
+          version,
+          params,
+          client,
+          requestOrigin: requestOriginOf(request),
+          clientIp: request.ip ?? null,
+          correlationId: requestIds(request).correlationId,
+        },
+        grantDeps,
+        attempt,
+      );
       // No token leaves without its audit record.
       try {
         await audit(request, version, grantType, attempt, { status: 200 });
@@ -215,7 +239,16 @@ async function tokenRoutesPlugin(app: FastifyInstance, deps: TokenRouteDeps): Pr
         request,
         reply,
         200,
-        { token_type: 'Bearer', expires_in: issued.expiresIn, ext_expires_in: issued.expiresIn, access_token: issued.accessToken },
+        issued.scope === undefined
+          ? { token_type: 'Bearer', expires_in: issued.expiresIn, ext_expires_in: issued.expiresIn, access_token: issued.accessToken }
+          : // Delegated tokens: Entra's response names the granted scopes.
+            {
+              token_type: 'Bearer',
+              scope: issued.scope,
+              expires_in: issued.expiresIn,
+              ext_expires_in: issued.expiresIn,
+              access_token: issued.accessToken,
+            },
         'no-store',
       );
     } catch (err) {
@@ -224,6 +257,15 @@ async function tokenRoutesPlugin(app: FastifyInstance, deps: TokenRouteDeps): Pr
       return failAndAudit(request, reply, version, grantType, attempt, entraErrors.unavailable());
     }
   };
+
+  registerAuthorizeRoutes(app, {
+    store: deps.store,
+    config: deps.config,
+    tenant: deps.tenant,
+    users: grantDeps.users,
+    isOurTenant,
+    requestIds,
+  });
 
   const onlyPost = async (request: FastifyRequest, reply: FastifyReply) =>
     sendEntraError(request, reply, entraErrors.onlyPost(request.method));
@@ -282,17 +324,21 @@ function openIdMetadata(version: TokenVersion, base: string, tenantId: string): 
     token_endpoint: `${oauth}/token`,
     token_endpoint_auth_methods_supported: ['client_secret_post', 'client_secret_basic'],
     jwks_uri: `${base}/${tenantId}/discovery${v2 ? '/v2.0' : ''}/keys`,
-    response_modes_supported: ['query', 'fragment', 'form_post'],
+    response_modes_supported: ['query', 'fragment'],
     subject_types_supported: ['pairwise'],
     id_token_signing_alg_values_supported: ['RS256'],
-    // Authorization-code sign-in arrives with delegated access (issue 6); today tokens come from client credentials.
     response_types_supported: ['code'],
-    grant_types_supported: ['client_credentials'],
+    // The authorization-code sign-in (PKCE, S256) is served on the v2 endpoints only.
+    grant_types_supported: v2 ? ['client_credentials', 'password', 'authorization_code'] : ['client_credentials', 'password'],
+    ...(v2 ? { code_challenge_methods_supported: ['S256'] } : {}),
     scopes_supported: v2 ? ['openid', 'profile', 'email', 'offline_access'] : ['openid'],
     issuer: v2 ? v2Issuer(tenantId) : v1Issuer(tenantId),
     request_uri_parameter_supported: false,
-    authorization_endpoint: `${oauth}/authorize`,
-    claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat', 'nbf', 'tid', 'oid', 'roles', 'scp', 'ver', v2 ? 'azp' : 'appid'],
+    authorization_endpoint: `${base}/${tenantId}/oauth2/v2.0/authorize`,
+    claims_supported: [
+      'sub', 'iss', 'aud', 'exp', 'iat', 'nbf', 'tid', 'oid', 'roles', 'scp', 'ver', v2 ? 'azp' : 'appid',
+      'upn', 'unique_name', 'name', ...(v2 ? ['preferred_username'] : []),
+    ],
     tenant_region_scope: 'WW',
     cloud_instance_name: 'microsoftonline.com',
   };

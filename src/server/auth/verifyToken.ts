@@ -91,7 +91,8 @@ function principalFrom(payload: JWTPayload, issuer: string): Principal {
   const scp = stringClaim(payload, 'scp');
   const appId = stringClaim(payload, 'appid') ?? stringClaim(payload, 'azp') ?? '';
   const upn = stringClaim(payload, 'upn') ?? stringClaim(payload, 'unique_name') ?? stringClaim(payload, 'preferred_username');
-  const kind = scp !== null ? 'user' : 'app';
+  // Entra marks user tokens with `scp`; ours also say `idtyp: user`, which holds even when scp is empty.
+  const kind = scp !== null || stringClaim(payload, 'idtyp') === 'user' ? 'user' : 'app';
   const name =
     kind === 'user'
       ? (stringClaim(payload, 'name') ?? upn ?? stringClaim(payload, 'oid') ?? '')
@@ -219,7 +220,8 @@ export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
     if (!accepted) throw new Unauthorized('token audience not accepted');
 
     const principal = principalFrom(payload, trust.kind === 'local' ? 'local' : trust.issuer.issuer);
-    if (trust.kind === 'local' && principal.kind === 'app') {
+    // Our tokens, app or user, stop working when the client app they were issued to is disabled or deleted.
+    if (trust.kind === 'local') {
       if (!principal.appId || !(await appActive(principal.appId))) throw new Unauthorized('application not active');
     }
     return {
@@ -244,7 +246,7 @@ export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
       if (hit) {
         const originOk = hit.boundOrigin === null || hit.boundOrigin === originOf(requestOrigin);
         const keyOk = hit.localKid === null || deps.keys.verificationKey(hit.localKid) !== null;
-        const appOk = hit.localKid === null || hit.principal.kind !== 'app' || (await appActive(hit.principal.appId));
+        const appOk = hit.localKid === null || (await appActive(hit.principal.appId));
         if (originOk && keyOk && appOk) return hit.principal;
         cache.delete(token);
       }

@@ -16,7 +16,11 @@ function intParam(v: unknown, name: string, def: number, max: number): number {
 
 export function registerAuditRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get('/audit', async (req, reply) => {
-    await authorize(ctx, req, 'readAudit');
+    const access = await authorize(ctx, req, 'readAudit');
+    // The log spans every device group: a user whose role reaches only some of them may not read it.
+    if (access.visibility !== undefined) {
+      throw new MdeError(403, 'Forbidden', 'Reading the audit log requires "Manage portal system settings" on all device groups.');
+    }
     const q = req.query as Record<string, unknown>;
     const top = intParam(q.$top, '$top', 100, 1000);
     const skip = intParam(q.$skip, '$skip', 0, Number.MAX_SAFE_INTEGER);

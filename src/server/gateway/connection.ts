@@ -47,6 +47,8 @@ export class DeviceConnection {
   lastActivityAt = Date.now();
   lastPingAt = Date.now();
   lastSeenWrittenAt = 0;
+  /** The store records this node as holding the machine's connection (set once the claim has committed). */
+  claimed = false;
   #lastSeq = 0;
   #strikes = 0;
   #windowStart = Date.now();

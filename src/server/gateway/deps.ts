@@ -13,6 +13,8 @@ export interface GatewayDeps {
   audit: AuditFn;
   /** How long a new connection may take to say hello (default HELLO_TIMEOUT_MS); tests shorten it. */
   helloTimeoutMs?: number;
+  /** This node's id in the cluster tables; a fresh one per process by default. */
+  nodeId?: string;
 }
 
 /** An audit entry written on behalf of a connected (or connecting) device. */

@@ -13,6 +13,7 @@ export class Dispatcher {
 
   constructor(
     private readonly deps: GatewayDeps,
+    private readonly nodeId: string,
     private readonly connectionOf: (machineId: string) => DeviceConnection | undefined,
   ) {
     this.#store = deps.store;
@@ -42,6 +43,12 @@ export class Dispatcher {
     else if (n.channel === 'machine') void this.#checkMachine(conn);
   }
 
+  /** The safety sweep found `a` still Pending: send it again if its device is connected here. */
+  redeliver(a: MachineAction): void {
+    const conn = this.connectionOf(a.machineId);
+    if (conn?.state === 'ready') conn.send({ t: 'action', action: toActionOrder(a) });
+  }
+
   async #deliver(conn: DeviceConnection, actionId: string): Promise<void> {
     try {
       const a = await this.#store.getAction(actionId);
@@ -57,11 +64,20 @@ export class Dispatcher {
     }
   }
 
-  /** An offboarded machine loses its connection at once. */
+  /**
+   * An offboarded machine loses its connection at once; so does a connection another node has claimed since
+   * ours (the device reconnected there): one live connection per machine, cluster-wide.
+   */
   async #checkMachine(conn: DeviceConnection): Promise<void> {
     try {
       const m = await this.#store.getMachine(conn.machineId!);
-      if (m?.offboarded) conn.close(CLOSE_CODES.offboarded, 'offboarded');
+      if (m?.offboarded) return conn.close(CLOSE_CODES.offboarded, 'offboarded');
+      if (!conn.claimed) return; // our own claim is still on its way; the newest claim wins
+      const owner = await this.#store.connectionOwner(conn.machineId!);
+      if (owner !== null && owner !== this.nodeId && this.connectionOf(conn.machineId!) === conn) {
+        this.deps.log.info({ machineId: conn.machineId, owner }, 'device connected to another node; closing the stale connection');
+        conn.close(CLOSE_CODES.replaced, 'replaced by a newer connection');
+      }
     } catch (err) {
       this.deps.log.error({ err, machineId: conn.machineId }, 'machine check failed');
     }

@@ -63,7 +63,11 @@ class FailureCounter {
   }
 }
 
-export function registerEnrollRoute(app: FastifyInstance, deps: GatewayDeps, isConnected: (id: string) => boolean): void {
+export function registerEnrollRoute(
+  app: FastifyInstance,
+  deps: GatewayDeps,
+  isConnected: (id: string) => Promise<boolean>,
+): void {
   const failures = new FailureCounter();
 
   void app.register(async (scope) => {
@@ -145,7 +149,7 @@ export function registerEnrollRoute(app: FastifyInstance, deps: GatewayDeps, isC
         now,
         remoteIp: ip,
         existing,
-        connected: isConnected(machineId),
+        connected: await isConnected(machineId),
       });
       await deps.store.upsertMachine(machine); // IP sightings are recorded when it connects
       await deps.audit({

@@ -10,6 +10,10 @@ import { CLOSE_CODES, ERROR_CODES, HELLO_TIMEOUT_MS } from '../../protocol/codes
 import { importPublicKey, verifyHello } from '../../protocol/signing.ts';
 import { CONNECT_PATH, MAX_FRAME_BYTES, PROTOCOL_VERSION, type DeviceMessage, type ServerMessage } from '../../protocol/v1.ts';
 import { nowTimestamp } from '../clock.ts';
+import { newNodeId } from '../cluster/nodeId.ts';
+import { startNodePresence, type NodePresence } from '../cluster/nodePresence.ts';
+import { startRedelivery } from '../cluster/redelivery.ts';
+import { clusterTiming } from '../cluster/timing.ts';
 import { DeviceConnection, type FrameRejection } from './connection.ts';
 import { deviceAudit, type GatewayDeps } from './deps.ts';
 import { DeviceFrames } from './deviceFrames.ts';
@@ -21,6 +25,8 @@ import { sightedIps } from './machineFacts.ts';
 export type { GatewayDeps } from './deps.ts';
 
 export interface Gateway {
+  /** This node's id in the cluster tables. */
+  readonly nodeId: string;
   connectedCount(): number;
   isConnected(machineId: string): boolean;
   close(): Promise<void>;
@@ -40,6 +46,7 @@ function remoteIpOf(req: IncomingMessage): string | null {
 }
 
 class DeviceGateway implements Gateway {
+  readonly nodeId: string;
   readonly #deps: GatewayDeps;
   readonly #wss: WebSocketServer;
   readonly #all = new Set<DeviceConnection>();
@@ -50,6 +57,8 @@ class DeviceGateway implements Gateway {
   readonly #dispatcher: Dispatcher;
   readonly #heartbeatSec: number;
   readonly #stopHeartbeat: () => void;
+  readonly #presence: NodePresence;
+  readonly #stopRedelivery: () => Promise<void>;
   readonly #unsubscribe: () => void;
   readonly #server: FastifyInstance['server'];
   #handshaking = 0;
@@ -66,11 +75,13 @@ class DeviceGateway implements Gateway {
       maxPayload: MAX_FRAME_BYTES,
       clientTracking: false,
     });
-    this.#dispatcher = new Dispatcher(deps, (id) => this.#byMachine.get(id));
+    this.nodeId = deps.nodeId ?? newNodeId();
+    this.#dispatcher = new Dispatcher(deps, this.nodeId, (id) => this.#byMachine.get(id));
     this.#frames = new DeviceFrames(deps, (a) => {
       void deps.store.publish({ channel: 'action', machineId: a.machineId, actionId: a.id });
     });
-    registerEnrollRoute(app, deps, (id) => this.isConnected(id));
+    // Connected here, or (as far as the store knows) to another node.
+    registerEnrollRoute(app, deps, async (id) => this.isConnected(id) || (await deps.store.connectionOwner(id)) !== null);
     app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));
     this.#unsubscribe = deps.store.subscribe((n) => this.#dispatcher.onNotification(n));
     this.#stopHeartbeat = startHeartbeat({
@@ -80,6 +91,25 @@ class DeviceGateway implements Gateway {
       helloTimeoutMs: deps.helloTimeoutMs ?? HELLO_TIMEOUT_MS,
       touch: (c) => this.#touch(c),
       helloTimedOut: (c) => deps.log.info({ ip: c.remoteIp }, 'device connection closed: no hello in time'),
+    });
+    const timing = clusterTiming(deps.config.deviceIdleTimeoutSec);
+    this.#presence = startNodePresence({
+      store: deps.store,
+      log: deps.log,
+      nodeId: this.nodeId,
+      heartbeatMs: timing.heartbeatMs,
+      deadAfterMs: timing.deadAfterMs,
+      detail: { pid: process.pid, host: deps.config.host, port: deps.config.port },
+      onReRegistered: () => {
+        for (const c of this.#byMachine.values()) if (c.state === 'ready') this.#claim(c, nowTimestamp());
+      },
+    });
+    this.#stopRedelivery = startRedelivery({
+      store: deps.store,
+      log: deps.log,
+      nodeId: this.nodeId,
+      everyMs: timing.redeliverMs,
+      deliver: (a) => this.#dispatcher.redeliver(a),
     });
   }
 
@@ -96,16 +126,20 @@ class DeviceGateway implements Gateway {
     this.#closing = true;
     this.#stopHeartbeat();
     this.#unsubscribe();
+    await this.#stopRedelivery();
+    await this.#presence.stop();
     const machines = [...this.#byMachine.keys()];
     this.#byMachine.clear();
     for (const c of this.#all) c.close(CLOSE_CODES.goingAway, 'server shutting down');
     const now = nowTimestamp();
+    // Released, not just marked: a device that already reconnected to another node stays Active there.
     const marking = (async () => {
       for (let i = 0; i < machines.length; i += 64) {
-        await Promise.all(machines.slice(i, i + 64).map((id) => this.#setHealth(id, 'Inactive', now)));
+        await Promise.all(machines.slice(i, i + 64).map((id) => this.#release(id, now)));
       }
       await Promise.all(this.#healthChain.values());
-    })();
+      await this.#deps.store.removeNode(this.nodeId);
+    })().catch((err: unknown) => this.#deps.log.error({ err }, 'node could not be deregistered'));
     await Promise.race([marking, new Promise((r) => setTimeout(r, 5000).unref())]);
     for (const c of this.#all) c.ws.terminate();
     this.#all.clear();
@@ -200,7 +234,7 @@ class DeviceGateway implements Gateway {
 
     const now = nowTimestamp();
     conn.lastSeenWrittenAt = Date.now();
-    await this.#setHealth(machine.id, 'Active', now, msg.agentVersion);
+    await this.#claim(conn, now, msg.agentVersion);
     await this.#recordIps(conn, now);
     if (!conn.send({ t: 'welcome', machineId: machine.id, heartbeatSec: this.#heartbeatSec })) return;
     try {
@@ -230,23 +264,45 @@ class DeviceGateway implements Gateway {
     this.#deps.log.debug({ machineId: conn.machineId, code, reason }, 'device disconnected');
     if (this.#byMachine.get(conn.machineId) === conn) {
       this.#byMachine.delete(conn.machineId);
-      if (!this.#closing) void this.#setHealth(conn.machineId, 'Inactive', nowTimestamp());
+      if (!this.#closing) void this.#release(conn.machineId, nowTimestamp());
     }
   }
 
-  #setHealth(machineId: string, health: 'Active' | 'Inactive', at: string, agentVersion?: string): Promise<void> {
+  /**
+   * Records in the store that this node holds the machine's connection, then marks it Active; when another node
+   * held it, tells the others so that one closes its stale connection.
+   */
+  #claim(conn: DeviceConnection, at: string, agentVersion?: string): Promise<void> {
+    const machineId = conn.machineId!;
+    return this.#serially(machineId, 'machine connection could not be claimed', async () => {
+      const { previousNode } = await this.#deps.store.claimConnection(machineId, this.nodeId, at);
+      conn.claimed = true;
+      await this.#deps.store.updateMachine(machineId, { healthStatus: 'Active', lastSeen: at, ...(agentVersion ? { agentVersion } : {}) });
+      if (previousNode !== null && previousNode !== this.nodeId) await this.#deps.store.publish({ channel: 'machine', machineId });
+    });
+  }
+
+  /** Inactive only while this node still holds the connection: the device may already be Active on another node. */
+  #release(machineId: string, at: string): Promise<void> {
+    return this.#serially(machineId, 'machine connection could not be released', () =>
+      this.#deps.store.releaseConnection(machineId, this.nodeId, at),
+    );
+  }
+
+  #setHealth(machineId: string, health: 'Active' | 'Inactive', at: string): Promise<void> {
+    return this.#serially(machineId, 'machine health could not be written', () =>
+      this.#deps.store.updateMachine(machineId, { healthStatus: health, lastSeen: at }),
+    );
+  }
+
+  /** Health writes per machine run in the order issued; a failure is logged and does not stop later ones. */
+  #serially(machineId: string, failure: string, op: () => Promise<unknown>): Promise<void> {
     const prev = this.#healthChain.get(machineId) ?? Promise.resolve();
     const next = prev
-      .then(() =>
-        this.#deps.store.updateMachine(machineId, {
-          healthStatus: health,
-          lastSeen: at,
-          ...(agentVersion ? { agentVersion } : {}),
-        }),
-      )
+      .then(op)
       .then(
         () => undefined,
-        (err: unknown) => this.#deps.log.error({ err, machineId }, 'machine health could not be written'),
+        (err: unknown) => this.#deps.log.error({ err, machineId }, failure),
       )
       .finally(() => {
         if (this.#healthChain.get(machineId) === next) this.#healthChain.delete(machineId);

@@ -3,9 +3,13 @@
 import { Migrator } from 'kysely';
 import type { Kysely, Migration, MigrationProvider } from 'kysely';
 import { initial } from './0001_initial.ts';
+import { rbac } from './0002_rbac.ts';
+import { cluster } from './0003_cluster.ts';
 
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': initial,
+  '0002_rbac': rbac,
+  '0003_cluster': cluster,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => ({ ...MIGRATIONS }) };

@@ -51,6 +51,11 @@ function auditLockKey(schema: string): number {
   return createHash('sha256').update(`tourniquet.audit:${schema}`).digest().readInt32BE(0);
 }
 
+/** Likewise for the device-group rules lock (shared by machine writes, exclusive for rule changes). */
+function deviceGroupsLockKey(schema: string): number {
+  return createHash('sha256').update(`tourniquet.device-groups:${schema}`).digest().readInt32BE(0);
+}
+
 export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Store> {
   if (!/^postgres(ql)?:\/\//i.test(opts.url)) throw new TypeError('PostgreSQL url must start with postgres:// or postgresql://');
   if (opts.schema !== undefined && !SCHEMA_RE.test(opts.schema)) {
@@ -78,6 +83,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Sto
     await migrateToLatest(db, schema);
 
     const lockKey = auditLockKey(schema);
+    const groupsKey = deviceGroupsLockKey(schema);
     const dialect: StoreDialect = {
       kind: 'postgres',
       beginWrite: 'begin',
@@ -85,6 +91,13 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Sto
       serializeWrites: (fn) => fn(),
       lockAuditChain: async (trx) => {
         await sql`select pg_advisory_xact_lock(${ADVISORY_LOCK_CLASS}::int4, ${lockKey}::int4)`.execute(trx);
+      },
+      lockDeviceGroups: async (trx, mode) => {
+        if (mode === 'shared') {
+          await sql`select pg_advisory_xact_lock_shared(${ADVISORY_LOCK_CLASS}::int4, ${groupsKey}::int4)`.execute(trx);
+        } else {
+          await sql`select pg_advisory_xact_lock(${ADVISORY_LOCK_CLASS}::int4, ${groupsKey}::int4)`.execute(trx);
+        }
       },
       maxParameters: PG_MAX_PARAMETERS,
       actionGroupCommit: opts.groupCommit === false ? null : { maxBatch: 512, maxInFlight: 4 },
