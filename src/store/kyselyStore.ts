@@ -122,9 +122,15 @@ function patchColumns(patch: ActionPatch): Updateable<MachineActionsTable> {
   return set;
 }
 
+/** An action waiting for its group commit, with the audit entry that must commit with it. */
+interface PendingAction {
+  row: MachineActionsTable;
+  audit: NewAuditEntry | null;
+}
+
 export class KyselyStore implements Store {
   readonly kind: 'sqlite' | 'postgres';
-  private readonly actionCommitter: GroupCommitter<MachineActionsTable, MachineAction> | null;
+  private readonly actionCommitter: GroupCommitter<PendingAction, MachineAction> | null;
   private readonly auditCommitter: GroupCommitter<NewAuditEntry, AuditEntry>;
   private closing: Promise<void> | null = null;
 
@@ -439,11 +445,14 @@ export class KyselyStore implements Store {
 
   // ---- machine actions -------------------------------------------------------------------------------------
 
-  async createAction(action: MachineAction, duplicateKey: string): Promise<MachineAction> {
+  async createAction(action: MachineAction, duplicateKey: string, audit?: NewAuditEntry): Promise<MachineAction> {
     checkAction(action, duplicateKey);
-    const row = actionToRow(action, isFinal(action.status) ? null : duplicateKey);
-    if (this.actionCommitter) return this.actionCommitter.submit(row);
-    const [outcome] = await this.writeActions([row]);
+    const item: PendingAction = {
+      row: actionToRow(action, isFinal(action.status) ? null : duplicateKey),
+      audit: audit ? normalizeAuditEntry(audit) : null,
+    };
+    if (this.actionCommitter) return this.actionCommitter.submit(item);
+    const [outcome] = await this.writeActions([item]);
     if (!outcome) throw new Error('createAction: no outcome');
     if (!outcome.ok) throw outcome.error;
     return outcome.value;
@@ -455,9 +464,9 @@ export class KyselyStore implements Store {
    * in both dialects — including a duplicate of another item in the same batch. Any other failure is retried
    * row by row so it is reported only for the row that caused it.
    */
-  private async writeActions(items: MachineActionsTable[]): Promise<ItemOutcome<MachineAction>[]> {
+  private async writeActions(items: PendingAction[]): Promise<ItemOutcome<MachineAction>[]> {
     // Batches above the bind-parameter limit (not reached with the default batch sizes) take several statements.
-    const perStatement = rowsPerStatement(this.dialect, items[0]!);
+    const perStatement = rowsPerStatement(this.dialect, items[0]!.row);
     const outcomes: ItemOutcome<MachineAction>[] = [];
     for (const part of chunk(items, perStatement)) {
       try {
@@ -479,20 +488,26 @@ export class KyselyStore implements Store {
     return outcomes;
   }
 
-  private async insertActionRows(items: MachineActionsTable[]): Promise<ItemOutcome<MachineAction>[]> {
+  private async insertActionRows(items: PendingAction[]): Promise<ItemOutcome<MachineAction>[]> {
     // Rows in active_key order: concurrent batches (several nodes) then take the unique-index entries in the
     // same order, so two batches holding each other's duplicates wait instead of deadlocking.
-    const rows = [...items].sort((a, b) => compareKeys(a.active_key, b.active_key));
-    const inserted = await this.write((db) =>
-      db
+    const rows = items.map((i) => i.row).sort((a, b) => compareKeys(a.active_key, b.active_key));
+    const withAudit = items.some((i) => i.audit);
+    const insert = async (db: Kysely<Database>) => {
+      const inserted = await db
         .insertInto('machine_actions')
         .values(rows)
         .onConflict((oc) => oc.column('active_key').doNothing())
         .returning('id')
-        .execute(),
-    );
-    const ids = new Set(inserted.map((r) => r.id));
-    return items.map((row) =>
+        .execute();
+      const ids = new Set(inserted.map((r) => r.id));
+      // The audit entries of the actions actually inserted commit with them (a refused duplicate has none).
+      const audits = items.filter((i) => i.audit && ids.has(i.row.id)).map((i) => i.audit!);
+      if (audits.length > 0) await this.chainAudit(db, audits);
+      return ids;
+    };
+    const ids = withAudit ? await this.transaction(insert) : await this.write(insert);
+    return items.map(({ row }) =>
       ids.has(row.id) ? { ok: true, value: actionFromRow(row) } : { ok: false, error: activeRequestAlreadyExists() },
     );
   }
@@ -774,29 +789,27 @@ export class KyselyStore implements Store {
 
   /** Chains and inserts a batch under the audit lock: the previous hash read here cannot change until commit. */
   private async writeAudit(items: NewAuditEntry[]): Promise<ItemOutcome<AuditEntry>[]> {
-    const entries = await this.transaction(async (trx) => {
-      await this.dialect.lockAuditChain(trx);
-      const last = await trx
-        .selectFrom('audit_log')
-        .select(['id', 'hash'])
-        .orderBy('id', 'desc')
-        .limit(1)
-        .executeTakeFirst();
-      let id = last ? Number(last.id) : 0;
-      let prevHash = last ? last.hash : GENESIS_HASH;
-      const chained: AuditEntry[] = items.map((e) => {
-        id += 1;
-        const full: AuditEntry = { id, ...e, prevHash, hash: auditHash(prevHash, e) };
-        prevHash = full.hash;
-        return full;
-      });
-      const rows: AuditLogTable[] = chained.map(auditToRow);
-      for (const part of chunk(rows, rowsPerStatement(this.dialect, rows[0]!))) {
-        await trx.insertInto('audit_log').values(part).execute();
-      }
-      return chained;
-    });
+    const entries = await this.transaction((trx) => this.chainAudit(trx, items));
     return entries.map((value) => ({ ok: true, value }));
+  }
+
+  /** Appends entries to the hash chain inside the caller's write transaction. */
+  private async chainAudit(trx: Kysely<Database>, items: NewAuditEntry[]): Promise<AuditEntry[]> {
+    await this.dialect.lockAuditChain(trx);
+    const last = await trx.selectFrom('audit_log').select(['id', 'hash']).orderBy('id', 'desc').limit(1).executeTakeFirst();
+    let id = last ? Number(last.id) : 0;
+    let prevHash = last ? last.hash : GENESIS_HASH;
+    const chained: AuditEntry[] = items.map((e) => {
+      id += 1;
+      const full: AuditEntry = { id, ...e, prevHash, hash: auditHash(prevHash, e) };
+      prevHash = full.hash;
+      return full;
+    });
+    const rows: AuditLogTable[] = chained.map(auditToRow);
+    for (const part of chunk(rows, rowsPerStatement(this.dialect, rows[0]!))) {
+      await trx.insertInto('audit_log').values(part).execute();
+    }
+    return chained;
   }
 
   async listAudit(q: { top: number; skip: number; since?: string; action?: string }): Promise<AuditEntry[]> {

@@ -268,10 +268,11 @@ export interface Store {
 
   // Machine actions
   /**
-   * Inserts the action durably (committed before the promise resolves). Throws MdeError
-   * ActiveRequestAlreadyExists when an action with the same duplicate key is Pending or InProgress.
+   * Inserts the action durably (committed before the promise resolves), with its audit entry in the same
+   * transaction when given: no action exists without its record. Throws MdeError ActiveRequestAlreadyExists
+   * when an action with the same duplicate key is Pending or InProgress (and then writes no audit entry).
    */
-  createAction(action: MachineAction, duplicateKey: string): Promise<MachineAction>;
+  createAction(action: MachineAction, duplicateKey: string, audit?: NewAuditEntry): Promise<MachineAction>;
   getAction(id: string): Promise<MachineAction | null>;
   listActions(q: ListQuery, visibility?: Visibility): Promise<ListResult<MachineAction>>;
   /** Applies the lifecycle rule atomically (compare-and-set on status); `patch` is written only on change. */

@@ -528,6 +528,28 @@ export function registerStoreSuite(h: StoreHarness): void {
       assert.deepEqual(await s.createAction(again, keyOf(again)), again);
     });
 
+    it('commits an action with its audit entry, chained with separately appended entries; a duplicate writes neither', async (t) => {
+      const s = await fresh(t);
+      const m = await withMachine(s);
+      const first = await s.appendAudit(auditEntry({ at: ts(1), action: 'token.issue' }));
+      const batch = Array.from({ length: 6 }, () => action(m));
+      await Promise.all(
+        batch.map((a) => s.createAction(a, keyOf(a), auditEntry({ at: ts(2), action: 'machineAction.create', target: a.id }))),
+      );
+      const dup = action(m, { relatedFileInfo: batch[0]!.relatedFileInfo });
+      await assert.rejects(
+        s.createAction(dup, keyOf(dup), auditEntry({ at: ts(3), action: 'machineAction.create', target: dup.id })),
+        isActiveRequestAlreadyExists,
+      );
+      await s.appendAudit(auditEntry({ at: ts(4), action: 'machineAction.cancel' }));
+      const all = await s.listAudit({ top: 100, skip: 0 });
+      assert.equal(all[0]!.id, first.id);
+      const created = all.filter((e) => e.action === 'machineAction.create').map((e) => e.target);
+      assert.deepEqual(new Set(created), new Set(batch.map((a) => a.id)), 'one entry per inserted action, none for the duplicate');
+      assert.equal(all.length, 8);
+      assert.deepEqual(verifyAuditChain(all), { ok: true });
+    });
+
     it('normalizes ids and the SHA-1 to lower case', async (t) => {
       const s = await fresh(t);
       const m = await withMachine(s);

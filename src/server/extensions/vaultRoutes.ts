@@ -61,14 +61,14 @@ export function registerVaultRoutes(app: FastifyInstance, ctx: ServerContext): v
     };
     let saved;
     try {
-      saved = await submitAction(ctx, access, machine, {
-        type: 'RestoreQuarantinedFile',
-        comment,
-        sha1: item.sha1,
-        scope: null,
-        commands: [params],
-        subject: itemId,
-      });
+      saved = await submitAction(
+        ctx,
+        req,
+        access,
+        machine,
+        { type: 'RestoreQuarantinedFile', comment, sha1: item.sha1, scope: null, commands: [params], subject: itemId },
+        { action: 'vault.restore', target: `${machine.id}/${itemId}`, detail: { originalPath: item.originalPath, ...params } },
+      );
     } catch (err) {
       await ctx.audit({
         ...auditActor(req, access.principal),
@@ -80,14 +80,6 @@ export function registerVaultRoutes(app: FastifyInstance, ctx: ServerContext): v
       });
       throw err;
     }
-    await ctx.audit({
-      ...auditActor(req, access.principal),
-      action: 'vault.restore',
-      target: `${machine.id}/${itemId}`,
-      result: 'success',
-      status: 201,
-      detail: { actionId: saved.id, sha1: item.sha1, originalPath: item.originalPath, ...params },
-    });
     const context = `${originOf(req, ctx.config.publicUrl)}/api/$metadata#MachineActions/$entity`;
     return sendOData(reply, 201, entityJson(context, machineActionWire(saved)));
   });

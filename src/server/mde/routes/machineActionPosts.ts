@@ -142,7 +142,14 @@ export interface ActionSpec {
  * Checks the device can do it, inserts the action durably (duplicate rule), then dispatches it: a device must
  * never receive an action the store could still lose. Shared by /api and Tourniquet's extension routes.
  */
-export async function submitAction(ctx: ServerContext, access: Access, machine: Machine, spec: ActionSpec): Promise<MachineAction> {
+export async function submitAction(
+  ctx: ServerContext,
+  req: FastifyRequest,
+  access: Access,
+  machine: Machine,
+  spec: ActionSpec,
+  audit: { action: string; target?: string; detail?: Record<string, unknown> },
+): Promise<MachineAction> {
   assertDeviceCanPerform(machine, spec.type);
   if (spec.sha1 && spec.type === 'StopAndQuarantineFile' && (await ctx.store.fileSeenOnMachine(machine.id, spec.sha1)) === 'notSeen') {
     throw notFound(`Sha1 ${spec.sha1} was not found in machine ${machine.id}`);
@@ -173,7 +180,15 @@ export async function submitAction(ctx: ServerContext, access: Access, machine: 
     deviceResult: null,
     expiresAt: millisToTimestamp(timestampToMillis(created) + ctx.config.actionExpirySec * 1000),
   };
-  const saved = await ctx.store.createAction(action, duplicateKey(machine.id, spec.type, spec.subject));
+  const saved = await ctx.store.createAction(action, duplicateKey(machine.id, spec.type, spec.subject), {
+    ...auditActor(req, access.principal),
+    at: nowTimestamp(),
+    action: audit.action,
+    target: audit.target ?? action.id,
+    result: 'success',
+    status: 201,
+    detail: { actionId: action.id, type: action.type, machineId: machine.id, sha1: spec.sha1, ...audit.detail },
+  });
   await ctx.store.publish({ channel: 'action', machineId: saved.machineId, actionId: saved.id });
   return saved;
 }
@@ -183,7 +198,9 @@ async function createMachineAction(ctx: ServerContext, req: FastifyRequest, rout
   const parsed = route.parse(parseJsonObject(typeof req.body === 'string' ? req.body : ''));
   const { id } = req.params as { id: string };
   const machine = await resolveVisibleMachine(ctx, id, access.visibility);
-  return submitAction(ctx, access, machine, { type: route.type, ...parsed, subject: parsed.sha1 });
+  return submitAction(ctx, req, access, machine, { type: route.type, ...parsed, subject: parsed.sha1 }, {
+    action: 'machineAction.create',
+  });
 }
 
 export function registerMachineActionPosts(app: FastifyInstance, ctx: ServerContext): void {
@@ -205,14 +222,6 @@ export function registerMachineActionPosts(app: FastifyInstance, ctx: ServerCont
         }
         throw err;
       }
-      await ctx.audit({
-        ...auditActor(req, req.principal),
-        action: 'machineAction.create',
-        target: saved.id,
-        result: 'success',
-        status: 201,
-        detail: { type: saved.type, machineId: saved.machineId, sha1: saved.relatedFileInfo?.fileIdentifier ?? null },
-      });
       const ctxUrl = contextUrl(originOf(req, ctx.config.publicUrl), 'MachineActions/$entity');
       return sendOData(reply, 201, entityJson(ctxUrl, machineActionWire(saved)));
     });
