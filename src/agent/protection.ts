@@ -29,9 +29,26 @@ export interface ProtectionOptions {
 
 const NOT_PROTECTED: ProtectionVerdict = { protected: false };
 
-/** The project's install tree (this file is src/agent/protection.ts): sources, node_modules, the bin. */
+/**
+ * The project's install tree (sources, bundle, node_modules, the bin): the nearest ancestor of this module that
+ * holds Tourniquet's package.json. This module runs from src/agent/ or from the dist/ bundle, so no fixed depth.
+ */
 function agentInstallDir(): string {
-  const dir = fileURLToPath(new URL('../..', import.meta.url));
+  let dir = posix.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    try {
+      const pkg = JSON.parse(readFileSync(posix.join(dir, 'package.json'), 'utf8')) as { name?: unknown };
+      if (pkg.name === 'tourniquet') break;
+    } catch {
+      // no package.json here
+    }
+    const up = posix.dirname(dir);
+    if (up === dir) {
+      dir = posix.dirname(fileURLToPath(import.meta.url));
+      break;
+    }
+    dir = up;
+  }
   try {
     return realpathSync(dir);
   } catch {
