@@ -3,9 +3,12 @@
 // ~30 MiB of loader out of the long-running agent. bin/tourniquet.js falls back to the sources when the bundle
 // is missing or older than them, so editing src/ never runs stale code.
 import { build } from 'esbuild';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = join(import.meta.dirname, '..');
+// Chunk names change with their content: start from an empty dist/ so no stale chunk lingers.
+rmSync(join(root, 'dist'), { recursive: true, force: true });
 await build({
   entryPoints: [join(root, 'src/cli/main.ts')],
   outdir: join(root, 'dist'),

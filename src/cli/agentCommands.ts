@@ -1,8 +1,8 @@
 // `tourniquet agent enroll` and `tourniquet agent run` (shared/contract.md).
 import type { Command } from 'commander';
-import pino from 'pino';
 import { enrollAgent, runAgent } from '../agent/agentService.ts';
 import { DEFAULT_STATE_DIR } from '../agent/state.ts';
+import { agentLog } from '../agent/log.ts';
 import { resolve } from 'node:path';
 
 export function registerAgentCommands(program: Command): void {
@@ -29,7 +29,7 @@ export function registerAgentCommands(program: Command): void {
     .option('--state <dir>', 'state directory', DEFAULT_STATE_DIR)
     .option('--log-level <level>', 'pino log level', 'info')
     .action(async (opts) => {
-      const log = pino({ level: opts.logLevel, base: { svc: 'tourniquet-agent' } });
+      const log = agentLog(opts.logLevel);
       const running = await runAgent({ stateDir: resolve(opts.state), log });
       console.log(`agent running as machine ${running.machineId}`);
       const shutdown = async () => {
