@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fetchToken } from '../../test/helpers/testServer.ts';
 import { openSqliteStore } from '../../src/store/sqlite/openSqliteStore.ts';
 import { nowTimestamp } from '../../src/server/clock.ts';
+import { machine } from '../../test/store/fixtures.ts';
 import type autocannon from 'autocannon';
 import { load, startChild } from '../lib.ts';
 
@@ -48,16 +49,7 @@ export async function benchApi() {
     const store = await openSqliteStore({ path: join(dataDir, 'tourniquet.db') });
     const machineId = randomBytes(20).toString('hex');
     const now = nowTimestamp();
-    await store.upsertMachine({
-      id: machineId, mergedIntoMachineId: null, isPotentialDuplication: false, isExcluded: false, exclusionReason: null,
-      computerDnsName: 'bench-target', firstSeen: now, lastSeen: now, osPlatform: 'Linux', osVersion: null,
-      osProcessor: 'x64', version: '12', lastIpAddress: null, lastExternalIpAddress: null, agentVersion: '1.0.0',
-      osBuild: null, healthStatus: 'Active', deviceValue: 'Normal', rbacGroupId: 0, rbacGroupName: null,
-      riskScore: 'None', exposureLevel: 'None', isAadJoined: false, aadDeviceId: null, machineTags: [],
-      defenderAvStatus: 'Updated', onboardingStatus: 'Onboarded', osArchitecture: '64-bit', managedBy: 'Unknown',
-      managedByStatus: 'Unknown', ipAddresses: [], vmMetadata: null, devicePublicKey: null, protectionRunning: true,
-      capabilities: [], enrollGroup: null, domain: null, offboarded: false, simulated: false,
-    });
+    await store.upsertMachine(machine({ id: machineId, computerDnsName: 'burst-target', lastSeen: now, capabilities: [] }));
     await store.close();
     const server = await startChild([BIN, 'serve', '--port', '0', '--data', dataDir], {
       TOURNIQUET_RATE_PER_MINUTE: '100000000',

@@ -14,6 +14,23 @@ export interface CreatedApp {
   roles: string[];
 }
 
+/** Credentials created from the command line are audited like API calls, with the OS user as the actor. */
+async function auditCli(store: Store, action: string, target: string, detail: Record<string, unknown>): Promise<void> {
+  await store.appendAudit({
+    at: nowTimestamp(),
+    actorType: 'cli',
+    actorId: process.env.USER ?? 'cli',
+    actorName: null,
+    action,
+    target,
+    result: 'success',
+    status: null,
+    clientIp: null,
+    correlationId: null,
+    detail,
+  });
+}
+
 export async function ensureTenant(store: Store): Promise<Tenant> {
   return store.getOrCreateTenant(() => ({ id: newGuid(), name: 'Tourniquet', createdAt: nowTimestamp() }));
 }
@@ -36,19 +53,7 @@ export async function createApp(store: Store, name: string, roles: string[]): Pr
     createdAt: nowTimestamp(),
     disabled: false,
   });
-  await store.appendAudit({
-    at: nowTimestamp(),
-    actorType: 'cli',
-    actorId: process.env.USER ?? 'cli',
-    actorName: null,
-    action: 'app.create',
-    target: clientId,
-    result: 'success',
-    status: null,
-    clientIp: null,
-    correlationId: null,
-    detail: { name, roles },
-  });
+  await auditCli(store, 'app.create', clientId, { name, roles });
   return { tenantId: tenant.id, clientId, clientSecret, roles };
 }
 
@@ -79,18 +84,6 @@ export async function createEnrollToken(
     maxUses: opts.maxUses ?? null,
     uses: 0,
   });
-  await store.appendAudit({
-    at: nowTimestamp(),
-    actorType: 'cli',
-    actorId: process.env.USER ?? 'cli',
-    actorName: null,
-    action: 'enrollToken.create',
-    target: id,
-    result: 'success',
-    status: null,
-    clientIp: null,
-    correlationId: null,
-    detail: { group: opts.group ?? null, expiresAt, maxUses: opts.maxUses ?? null },
-  });
+  await auditCli(store, 'enrollToken.create', id, { group: opts.group ?? null, expiresAt, maxUses: opts.maxUses ?? null });
   return { token, id, group: opts.group ?? null, expiresAt };
 }

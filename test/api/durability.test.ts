@@ -11,6 +11,7 @@ import { describe, it } from 'node:test';
 import { openSqliteStore } from '../../src/store/sqlite/openSqliteStore.ts';
 import { fetchToken } from '../helpers/testServer.ts';
 import { nowTimestamp } from '../../src/server/clock.ts';
+import { machine } from '../store/fixtures.ts';
 
 const BIN = join(import.meta.dirname, '../../bin/tourniquet.js');
 
@@ -49,16 +50,7 @@ describe('durability', () => {
       const store = await openSqliteStore({ path: join(dataDir, 'tourniquet.db') });
       const machineId = randomBytes(20).toString('hex');
       const now = nowTimestamp();
-      await store.upsertMachine({
-        id: machineId, mergedIntoMachineId: null, isPotentialDuplication: false, isExcluded: false, exclusionReason: null,
-        computerDnsName: 'burst-target', firstSeen: now, lastSeen: now, osPlatform: 'Linux', osVersion: null,
-        osProcessor: 'x64', version: '12', lastIpAddress: null, lastExternalIpAddress: null, agentVersion: '1.0.0',
-        osBuild: null, healthStatus: 'Active', deviceValue: 'Normal', rbacGroupId: 0, rbacGroupName: null,
-        riskScore: 'None', exposureLevel: 'None', isAadJoined: false, aadDeviceId: null, machineTags: [],
-        defenderAvStatus: 'Updated', onboardingStatus: 'Onboarded', osArchitecture: '64-bit', managedBy: 'Unknown',
-        managedByStatus: 'Unknown', ipAddresses: [], vmMetadata: null, devicePublicKey: null, protectionRunning: true,
-        capabilities: [], enrollGroup: null, domain: null, offboarded: false, simulated: false,
-      });
+      await store.upsertMachine(machine({ id: machineId, computerDnsName: 'burst-target', lastSeen: now, capabilities: [] }));
       await store.close();
 
       const first = await startChild(dataDir);

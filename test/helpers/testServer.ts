@@ -3,6 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Machine } from '../../src/core/machines.ts';
+import { machine } from '../store/fixtures.ts';
+import { DEMO_ROLES } from '../../src/cli/demo.ts';
 import { nowTimestamp } from '../../src/server/clock.ts';
 import { DEFAULT_CONFIG, type ServerConfig } from '../../src/server/config.ts';
 import { createApp, createEnrollToken, type CreatedApp } from '../../src/cli/credentials.ts';
@@ -20,19 +22,8 @@ export interface TestServer extends RunningServer {
   close(): Promise<void>;
 }
 
-export const ALL_ACTION_ROLES = [
-  'Machine.Read.All',
-  'Machine.ReadWrite.All',
-  'Machine.StopAndQuarantine',
-  'Machine.Isolate',
-  'Machine.Scan',
-  'Machine.RestrictExecution',
-  'Machine.CollectForensics',
-  'Machine.Offboard',
-  'Machine.LiveResponse',
-  'Alert.Read.All',
-  'Tourniquet.Audit.Read',
-];
+/** Every role the API checks: the demo app's set. */
+export const ALL_ACTION_ROLES = DEMO_ROLES;
 
 let seq = 0;
 
@@ -61,48 +52,21 @@ export async function startTestServer(overrides: Partial<ServerConfig> = {}): Pr
     async seedMachine(patch = {}) {
       const now = nowTimestamp();
       const n = ++seq;
-      const m: Machine = {
-        id: (n.toString(16).padStart(8, '0') + 'a'.repeat(32)).slice(0, 40),
-        mergedIntoMachineId: null,
-        isPotentialDuplication: false,
-        isExcluded: false,
-        exclusionReason: null,
+      const m = machine({
         computerDnsName: `host-${n}.contoso.local`,
         firstSeen: now,
         lastSeen: now,
         osPlatform: 'Windows11',
-        osVersion: null,
-        osProcessor: 'x64',
         version: '22H2',
         lastIpAddress: `10.0.0.${n % 250}`,
         lastExternalIpAddress: '203.0.113.7',
         agentVersion: '10.8470.22621.1',
         osBuild: 22621,
-        healthStatus: 'Active',
-        deviceValue: 'Normal',
-        rbacGroupId: 0,
-        rbacGroupName: null,
-        riskScore: 'None',
-        exposureLevel: 'Low',
-        isAadJoined: false,
-        aadDeviceId: null,
-        machineTags: [],
-        defenderAvStatus: 'Updated',
-        onboardingStatus: 'Onboarded',
-        osArchitecture: '64-bit',
-        managedBy: 'Unknown',
-        managedByStatus: 'Unknown',
         ipAddresses: [],
-        vmMetadata: null,
         devicePublicKey: null,
-        protectionRunning: true,
         capabilities: [],
-        enrollGroup: null,
-        domain: null,
-        offboarded: false,
-        simulated: false,
         ...patch,
-      };
+      });
       await running.store.upsertMachine(m);
       return m;
     },
