@@ -323,22 +323,21 @@ export class KyselyStore implements Store {
     return r ? machineFromRow(r) : null;
   }
 
-  async resolveMachine(idOrName: string): Promise<Machine | null> {
+  async resolveMachine(idOrName: string, visibility?: Visibility): Promise<Machine | null> {
     if (typeof idOrName !== 'string' || idOrName === '') return null;
+    checkVisibility(visibility);
+    if (visibility && visibility.rbacGroupIds.length === 0) return null;
+    const visible = (m: Machine | null) => (m && (!visibility || visibility.rbacGroupIds.includes(m.rbacGroupId)) ? m : null);
     if (MACHINE_ID_RE.test(idOrName)) {
-      const byId = await this.getMachine(idOrName);
+      const byId = visible(await this.getMachine(idOrName));
       if (byId) return byId;
     }
     // lower() on both sides, in SQL: the same (ASCII) case folding as the expression indexes, in both databases.
+    // Among the machines the caller may see: a name shared with a machine outside their groups still resolves.
     for (const column of ['aad_device_id', 'computer_dns_name'] as const) {
-      const r = await this.db
-        .selectFrom('machines')
-        .selectAll()
-        .where(sql<SqlBool>`lower(${sql.ref(column)}) = lower(${idOrName})`)
-        .orderBy('last_seen', 'desc')
-        .orderBy('id')
-        .limit(1)
-        .executeTakeFirst();
+      let q = this.db.selectFrom('machines').selectAll().where(sql<SqlBool>`lower(${sql.ref(column)}) = lower(${idOrName})`);
+      if (visibility) q = q.where('rbac_group_id', 'in', visibility.rbacGroupIds);
+      const r = await q.orderBy('last_seen', 'desc').orderBy('id').limit(1).executeTakeFirst();
       if (r) return machineFromRow(r);
     }
     return null;

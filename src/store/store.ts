@@ -258,8 +258,8 @@ export interface Store {
   // Machines
   upsertMachine(m: Machine): Promise<void>;
   getMachine(id: string): Promise<Machine | null>;
-  /** MDE id → aadDeviceId → computerDnsName (case-insensitive; most recently seen on ties). */
-  resolveMachine(idOrName: string): Promise<Machine | null>;
+  /** MDE id → aadDeviceId → computerDnsName (case-insensitive; most recently seen on ties), among visible machines. */
+  resolveMachine(idOrName: string, visibility?: Visibility): Promise<Machine | null>;
   listMachines(q: ListQuery, visibility?: Visibility): Promise<ListResult<Machine>>;
   updateMachine(id: string, patch: Partial<Machine>): Promise<Machine | null>;
   /** Remembers that `ip` was seen on the machine at `at` (for findbyip). */

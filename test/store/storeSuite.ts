@@ -265,6 +265,19 @@ export function registerStoreSuite(h: StoreHarness): void {
       assert.equal(await s.resolveMachine("x' or '1'='1"), null);
     });
 
+    it('resolves names among the machines a caller may see', async (t) => {
+      const s = await fresh(t);
+      const east = (await s.createDeviceGroup({ name: 'East', description: '', rank: null, rule: { tags: ['east'] } }, ts(1))).group.id;
+      const inEast = await withMachine(s, { computerDnsName: 'db-01.contoso.com', lastSeen: ts(5), machineTags: ['east'] });
+      const ungrouped = await withMachine(s, { computerDnsName: 'DB-01.contoso.com', lastSeen: ts(20) });
+      assert.equal((await s.getMachine(inEast.id))?.rbacGroupId, east);
+      assert.equal((await s.resolveMachine('db-01.contoso.com'))?.id, ungrouped.id, 'everything visible: most recent');
+      assert.equal((await s.resolveMachine('db-01.contoso.com', { rbacGroupIds: [east] }))?.id, inEast.id);
+      assert.equal((await s.resolveMachine('db-01.contoso.com', { rbacGroupIds: [0] }))?.id, ungrouped.id);
+      assert.equal(await s.resolveMachine(ungrouped.id, { rbacGroupIds: [east] }), null, 'an id outside the groups');
+      assert.equal(await s.resolveMachine('db-01.contoso.com', { rbacGroupIds: [] }), null);
+    });
+
     it('updates with a patch; the id cannot change; unknown id gives null', async (t) => {
       const s = await fresh(t);
       const m = await withMachine(s, { machineTags: ['a'] });

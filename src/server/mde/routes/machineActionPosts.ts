@@ -120,8 +120,8 @@ export async function resolveVisibleMachine(
   idOrName: string,
   visibility: { rbacGroupIds: number[] } | undefined,
 ): Promise<Machine> {
-  const m = await ctx.store.resolveMachine(idOrName);
-  if (!m || (visibility && !visibility.rbacGroupIds.includes(m.rbacGroupId))) {
+  const m = await ctx.store.resolveMachine(idOrName, visibility);
+  if (!m) {
     throw notFound(`Machine ${idOrName} was not found`);
   }
   return m;
