@@ -11,9 +11,9 @@ import { nowTimestamp } from '../../clock.ts';
 import type { ServerContext } from '../../context.ts';
 import { authorize, type Access } from '../access.ts';
 import { parseIndexCall, parseListQuery } from '../odata/index.ts';
-import { MACHINE_ACTION_PROPERTIES, entityJson, listJson, machineActionWire } from '../serialize.ts';
+import { MACHINE_ACTION_PROPERTIES, entityJson, machineActionWire } from '../serialize.ts';
 import { contextUrl, originOf, sendOData } from '../wire.ts';
-import { nextLinkFor, project } from './paging.ts';
+import { sendPage } from './paging.ts';
 
 /** An action the caller may see, or 404 (a delegated caller outside the device's group sees nothing). */
 async function visibleAction(ctx: ServerContext, rawId: string, access: Access): Promise<MachineAction> {
@@ -52,17 +52,7 @@ export function registerMachineActionReads(app: FastifyInstance, ctx: ServerCont
       selectable: MACHINE_ACTION_PROPERTIES,
     });
     const result = await ctx.store.listActions(onlyMdeTypes(query), access.visibility);
-    const origin = originOf(req, ctx.config.publicUrl);
-    return sendOData(
-      reply,
-      200,
-      listJson(
-        contextUrl(origin, 'MachineActions'),
-        result.items.map((a) => project(machineActionWire(a), query.select)),
-        query.count ? result.count : null,
-        nextLinkFor(req, origin, query, result.items.length),
-      ),
-    );
+    return sendPage(ctx, req, reply, 'MachineActions', query, result, machineActionWire);
   });
 
   app.get('/machineactions/:id', async (req, reply) => {

@@ -11,7 +11,7 @@ import { parseFindByIp, parseListQuery } from '../odata/index.ts';
 import { MACHINE_PROPERTIES, entityJson, listJson, machineWire } from '../serialize.ts';
 import { contextUrl, originOf, sendOData } from '../wire.ts';
 import { resolveVisibleMachine } from './machineActionPosts.ts';
-import { nextLinkFor, project } from './paging.ts';
+import { sendPage } from './paging.ts';
 
 const FINDBYIP_WINDOW_MS = 15 * 60 * 1000;
 const FINDBYIP_MAX_AGE_MS = 30 * 24 * 3600 * 1000;
@@ -21,17 +21,7 @@ export function registerMachineReads(app: FastifyInstance, ctx: ServerContext): 
     const access = await authorize(ctx, req, 'readMachines');
     const query = parseListQuery(req.query as Record<string, string>, MACHINE_FIELDS, { selectable: MACHINE_PROPERTIES });
     const result = await ctx.store.listMachines(query, access.visibility);
-    const origin = originOf(req, ctx.config.publicUrl);
-    return sendOData(
-      reply,
-      200,
-      listJson(
-        contextUrl(origin, 'Machines'),
-        result.items.map((m) => project(machineWire(m), query.select)),
-        query.count ? result.count : null,
-        nextLinkFor(req, origin, query, result.items.length),
-      ),
-    );
+    return sendPage(ctx, req, reply, 'Machines', query, result, machineWire);
   });
 
   app.get('/machines/:id', async (req, reply) => {

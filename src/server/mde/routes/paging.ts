@@ -1,5 +1,9 @@
 // Server-driven paging: without $top, results beyond one page of 10,000 get an @odata.nextLink with a correct $skip.
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { ListResult } from '../../../store/store.ts';
+import type { ServerContext } from '../../context.ts';
+import { listJson } from '../serialize.ts';
+import { contextUrl, originOf, sendOData } from '../wire.ts';
 import { MAX_TOP } from '../../../core/query.ts';
 import type { ParsedListQuery } from '../odata/index.ts';
 
@@ -19,4 +23,27 @@ export function project(entity: Record<string, unknown>, select: string[] | unde
   const out: Record<string, unknown> = {};
   for (const k of Object.keys(entity)) if (select.includes(k)) out[k] = entity[k];
   return out;
+}
+
+/** One page of an entity set on the wire: context, optional count, the projected entities, and a next link. */
+export function sendPage<T>(
+  ctx: ServerContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  entitySet: string,
+  query: ParsedListQuery,
+  result: ListResult<T>,
+  wire: (item: T) => Record<string, unknown>,
+): FastifyReply {
+  const origin = originOf(req, ctx.config.publicUrl);
+  return sendOData(
+    reply,
+    200,
+    listJson(
+      contextUrl(origin, entitySet),
+      result.items.map((item) => project(wire(item), query.select)),
+      query.count ? result.count : null,
+      nextLinkFor(req, origin, query, result.items.length),
+    ),
+  );
 }
