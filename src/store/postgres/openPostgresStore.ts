@@ -80,7 +80,21 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Sto
     const { rows } = await sql<{ schema: string | null }>`select current_schema() as schema`.execute(db);
     const schema = rows[0]?.schema;
     if (!schema) throw new Error('PostgreSQL has no current schema (check search_path)');
-    await migrateToLatest(db, schema);
+    // Kysely's migrator introspects the tables of every schema in the database; a schema another deployment (or
+    // test run) drops at that moment makes the introspection fail with 3F000 naming *that* schema. Ours is not
+    // affected: try again.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await migrateToLatest(db, schema);
+        break;
+      } catch (err) {
+        const cause = (err as { cause?: { code?: unknown; message?: unknown } }).cause;
+        const foreignSchemaVanished =
+          cause?.code === '3F000' && typeof cause.message === 'string' && !cause.message.includes(`"${schema}"`);
+        if (!foreignSchemaVanished || attempt >= 5) throw err;
+        await new Promise((r) => setTimeout(r, 50 * attempt));
+      }
+    }
 
     const lockKey = auditLockKey(schema);
     const groupsKey = deviceGroupsLockKey(schema);
