@@ -162,6 +162,36 @@ describe('authorization code + PKCE: end to end', () => {
     assert.ok(audit.some((a) => a.result === 'success' && a.actorId === user.oid));
   });
 
+  it('accepts the /organizations/ and /common/ aliases for the delegated flow, not for application tokens', async () => {
+    const { verifier, challenge } = pkcePair();
+    const res = await postForm(`${s.url}/organizations/oauth2/v2.0/authorize`, {
+      ...authorizeParams(challenge),
+      username: user.upn,
+      password: PASSWORD,
+    });
+    assert.equal(res.status, 302, await res.text());
+    const code = new URL(res.headers.get('location')!).searchParams.get('code')!;
+    const token = await postForm(`${s.url}/organizations/oauth2/v2.0/token`, {
+      grant_type: 'authorization_code',
+      client_id: s.publicClientId,
+      code,
+      redirect_uri: s.redirectUri,
+      code_verifier: verifier,
+      scope: SCOPE,
+    });
+    const body = JSON.parse(await token.text());
+    assert.equal(token.status, 200, JSON.stringify(body));
+    assert.equal(decodeJwt(body.access_token).tid, s.tenantId);
+    const app = await postForm(`${s.url}/common/oauth2/v2.0/token`, {
+      grant_type: 'client_credentials',
+      client_id: s.publicClientId,
+      client_secret: 'x',
+      scope: 'https://api.securitycenter.microsoft.com/.default',
+    });
+    assert.equal(app.status, 400);
+    assert.match(JSON.parse(await app.text()).error_description, /AADSTS90002/);
+  });
+
   it('a reused code → AADSTS54005', async () => {
     const { verifier, challenge } = pkcePair();
     const code = await codeFor(challenge);

@@ -209,7 +209,10 @@ async function tokenRoutesPlugin(app: FastifyInstance, deps: TokenRouteDeps): Pr
     // Known before anything is checked, so even an early refusal is audited against the client that asked.
     attempt.clientId = params.get('client_id') ?? null;
     try {
-      if (!isOurTenant(request.params.tenant)) throw entraErrors.unknownTenant(request.params.tenant);
+      // Delegated flows may name the multi-tenant aliases (current XSOAR redeems codes at /organizations/); this
+      // server has one tenant, so they mean it. An application token always needs the tenant named, as on Entra.
+      const alias = SHARED_KEY_TENANTS.has(request.params.tenant.toLowerCase()) && grantType !== 'client_credentials';
+      if (!alias && !isOurTenant(request.params.tenant)) throw entraErrors.unknownTenant(request.params.tenant);
       if (params.duplicates.length > 0) throw entraErrors.malformedRequest();
       const client = clientOf(request, params);
       attempt.clientId = client.id;
@@ -263,7 +266,8 @@ async function tokenRoutesPlugin(app: FastifyInstance, deps: TokenRouteDeps): Pr
     config: deps.config,
     tenant: deps.tenant,
     users: grantDeps.users,
-    isOurTenant,
+    // The sign-in page serves /organizations/ and /common/ too: the user signs in to this server's one tenant.
+    isOurTenant: (segment: string) => isOurTenant(segment) || SHARED_KEY_TENANTS.has(segment.toLowerCase()),
     requestIds,
   });
 
