@@ -4,19 +4,21 @@
 // (p50/p99; target: cross-node p99 within 2× of same-node), and the devices held. Prints one JSON document.
 //
 //   node --import tsx bench/cluster/run.ts [--quick] [--devices 3000] [--samples 200] [--seconds 10]
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { createApp, createEnrollToken } from '../../src/cli/credentials.ts';
-import type { Machine } from '../../src/core/machines.ts';
 import { nowTimestamp } from '../../src/server/clock.ts';
 import { DEMO_SHA1 } from '../../src/simulator/index.ts';
 import { openStore } from '../../src/store/open.ts';
 import type { Store } from '../../src/store/store.ts';
 import { load, startChild, type Child, type LoadResult } from '../lib.ts';
+import { SimIpc } from '../simIpc.ts';
+import { fetchToken } from '../../test/helpers/testServer.ts';
+import { machine } from '../../test/store/fixtures.ts';
 
 const args = process.argv.slice(2);
 const QUICK = args.includes('--quick') || process.env.BENCH_QUICK === '1';
@@ -57,62 +59,11 @@ async function startNode(extraArgs: string[], env: Record<string, string>): Prom
   return c;
 }
 
-class Sim {
-  readonly child: ChildProcess;
-  #next = 1;
-  #pending = new Map<number, (m: any) => void>();
-  readonly ready: Promise<void>;
-
+class Sim extends SimIpc {
   constructor() {
-    this.child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'simProcess.ts')], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
+    super(join(import.meta.dirname, 'simProcess.ts'));
     children.push(this.child);
-    this.ready = new Promise((resolve) => this.#pending.set(0, () => resolve()));
-    this.child.on('message', (m: any) => {
-      const f = this.#pending.get(m.id);
-      this.#pending.delete(m.id);
-      f?.(m);
-    });
   }
-
-  async call(cmd: Record<string, unknown>): Promise<any> {
-    const id = this.#next++;
-    const res = await new Promise<any>((resolve) => {
-      this.#pending.set(id, resolve);
-      this.child.send({ ...cmd, id });
-    });
-    if (!res.ok) throw new Error(res.error);
-    return res;
-  }
-}
-
-async function fetchToken(url: string, c: { tenantId: string; clientId: string; clientSecret: string }): Promise<string> {
-  const res = await fetch(`${url}/${c.tenantId}/oauth2/v2.0/token`, {
-    method: 'POST',
-    body: new URLSearchParams({
-      grant_type: 'client_credentials',
-      client_id: c.clientId,
-      client_secret: c.clientSecret,
-      scope: 'https://api.securitycenter.microsoft.com/.default',
-    }),
-  });
-  return ((await res.json()) as { access_token: string }).access_token;
-}
-
-function benchMachine(): Machine {
-  const at = nowTimestamp();
-  return {
-    id: randomBytes(20).toString('hex'), mergedIntoMachineId: null, isPotentialDuplication: false, isExcluded: false,
-    exclusionReason: null, computerDnsName: `bench-${randomBytes(4).toString('hex')}`, firstSeen: at, lastSeen: at,
-    osPlatform: 'Linux', osVersion: null, osProcessor: 'x64', version: '12', lastIpAddress: null,
-    lastExternalIpAddress: null, agentVersion: '1.0.0', osBuild: null, healthStatus: 'Active', deviceValue: 'Normal',
-    rbacGroupId: 0, rbacGroupName: null, riskScore: 'None', exposureLevel: 'None', isAadJoined: false,
-    aadDeviceId: null, machineTags: [], defenderAvStatus: 'Updated', onboardingStatus: 'Onboarded',
-    osArchitecture: '64-bit', managedBy: 'Unknown', managedByStatus: 'Unknown', ipAddresses: [], vmMetadata: null,
-    devicePublicKey: null, protectionRunning: true, capabilities: [], enrollGroup: null, domain: null,
-    offboarded: false, simulated: false,
-  };
 }
 
 interface Deployment {
@@ -127,7 +78,7 @@ interface Deployment {
 async function prepare(store: Store): Promise<{ creds: Awaited<ReturnType<typeof createApp>>; enrollToken: string; target: string }> {
   const creds = await createApp(store, 'cluster-bench', ['Machine.StopAndQuarantine', 'Machine.Read.All']);
   const enrollToken = (await createEnrollToken(store, { group: 'bench', ttlSec: 3600 })).token;
-  const m = benchMachine();
+  const m = machine({ computerDnsName: `bench-${randomBytes(4).toString('hex')}`, lastSeen: nowTimestamp(), capabilities: [] });
   await store.upsertMachine(m);
   return { creds, enrollToken, target: m.id };
 }

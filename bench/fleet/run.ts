@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { createApp, createEnrollToken } from '../../src/cli/credentials.ts';
+import { SimIpc } from '../simIpc.ts';
 import { DEMO_SHA1 } from '../../src/simulator/index.ts';
 import { openStore } from '../../src/store/open.ts';
 
@@ -107,34 +108,12 @@ async function startServer(dataDir: string): Promise<{ child: ChildProcess; url:
   return { child, url };
 }
 
-class Sim {
-  readonly child: ChildProcess;
-  #next = 1;
-  #pending = new Map<number, (m: any) => void>();
-  readonly ready: Promise<void>;
+class Sim extends SimIpc {
   machineIds: string[] = [];
 
   constructor() {
-    this.child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', 'bench/fleet/simProcess.ts'], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
+    super(join(import.meta.dirname, 'simProcess.ts'), ['--expose-gc']);
     children.push(this.child);
-    this.ready = new Promise((resolve) => this.#pending.set(0, () => resolve()));
-    this.child.on('message', (m: any) => {
-      const f = this.#pending.get(m.id);
-      this.#pending.delete(m.id);
-      f?.(m);
-    });
-  }
-
-  async call(cmd: Record<string, unknown>): Promise<any> {
-    const id = this.#next++;
-    const res = await new Promise<any>((resolve) => {
-      this.#pending.set(id, resolve);
-      this.child.send({ ...cmd, id });
-    });
-    if (!res.ok) throw new Error(res.error);
-    return res;
   }
 
   async start(server: string, token: string, n: number, seed: string, connectTimeoutMs?: number): Promise<number> {
