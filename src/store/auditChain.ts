@@ -24,8 +24,8 @@ export function canonicalJson(value: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
 }
 
-/** What the hash covers: every field except id (assigned by the store) and the hash itself. */
-function hashedFields(e: Omit<AuditEntry, 'id' | 'hash'>): Omit<AuditEntry, 'id' | 'hash'> {
+/** The fields of an entry, and only those: extra properties a caller passed are neither stored nor hashed. */
+function entryFields(e: NewAuditEntry): NewAuditEntry {
   return {
     at: e.at,
     actorType: e.actorType,
@@ -38,8 +38,12 @@ function hashedFields(e: Omit<AuditEntry, 'id' | 'hash'>): Omit<AuditEntry, 'id'
     clientIp: e.clientIp,
     correlationId: e.correlationId,
     detail: e.detail,
-    prevHash: e.prevHash,
   };
+}
+
+/** What the hash covers: every field except id (assigned by the store) and the hash itself. */
+function hashedFields(e: Omit<AuditEntry, 'id' | 'hash'>): Omit<AuditEntry, 'id' | 'hash'> {
+  return { ...entryFields(e), prevHash: e.prevHash };
 }
 
 export function auditHash(prevHash: string, entry: Omit<AuditEntry, 'id' | 'hash' | 'prevHash'>): string {
@@ -63,19 +67,7 @@ export function normalizeAuditEntry(e: NewAuditEntry): NewAuditEntry {
   if (e.status !== null && !Number.isInteger(e.status)) throw new TypeError('audit status must be an integer or null');
   checkTimestamp('audit at', e.at);
   const detailText = JSON.stringify(e.detail === undefined ? null : e.detail);
-  return {
-    at: e.at,
-    actorType: e.actorType,
-    actorId: e.actorId,
-    actorName: e.actorName,
-    action: e.action,
-    target: e.target,
-    result: e.result,
-    status: e.status,
-    clientIp: e.clientIp,
-    correlationId: e.correlationId,
-    detail: JSON.parse(detailText) as unknown,
-  };
+  return { ...entryFields(e), detail: JSON.parse(detailText) as unknown };
 }
 
 export type ChainCheck = { ok: true } | { ok: false; badId: number; reason: string };
