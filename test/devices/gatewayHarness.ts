@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { action } from '../store/fixtures.ts';
 import { duplicateKey, type MachineAction } from '../../src/core/actions.ts';
 import type { Machine } from '../../src/core/machines.ts';
 import { millisToTimestamp } from '../../src/core/time.ts';
@@ -74,33 +75,19 @@ export async function startHarness(overrides: Partial<ServerConfig> = {}, helloT
     async createAction(machineId, patch = {}) {
       const m = await store.getMachine(machineId);
       const now = nowTimestamp();
-      const sha1 = patch.relatedFileInfo?.fileIdentifier ?? randomBytes(20).toString('hex');
-      const a: MachineAction = {
-        id: randomUUID(),
-        type: 'StopAndQuarantineFile',
-        title: null,
-        requestor: 'test-app',
-        requestorComment: 'test',
-        status: 'Pending',
-        machineId,
-        computerDnsName: m?.computerDnsName ?? null,
-        creationDateTimeUtc: now,
-        lastUpdateDateTimeUtc: now,
-        cancellationRequestor: null,
-        cancellationComment: null,
-        cancellationDateTimeUtc: null,
-        errorHResult: 0,
-        scope: null,
-        externalId: null,
-        requestSource: 'PublicApi',
-        relatedFileInfo: { fileIdentifier: sha1, fileIdentifierType: 'Sha1' },
-        commands: [],
-        troubleshootInfo: null,
-        requestorId: 'test-app-id',
-        deviceResult: null,
-        expiresAt: millisToTimestamp(Date.now() + 3600_000),
-        ...patch,
-      };
+      const a = action(
+        { id: machineId, computerDnsName: '' },
+        {
+          computerDnsName: m?.computerDnsName ?? null,
+          requestor: 'test-app',
+          requestorComment: 'test',
+          creationDateTimeUtc: now,
+          lastUpdateDateTimeUtc: now,
+          requestorId: 'test-app-id',
+          expiresAt: millisToTimestamp(Date.now() + 3600_000),
+          ...patch,
+        },
+      );
       const created = await store.createAction(a, duplicateKey(machineId, a.type, a.relatedFileInfo?.fileIdentifier ?? null));
       await store.publish({ channel: 'action', machineId, actionId: created.id });
       return created;
