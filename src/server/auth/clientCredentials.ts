@@ -4,35 +4,20 @@ import { isAcceptedAudience, audienceClaimFor, resourceFromScope } from './audie
 import { appTokenClaims } from './claims.ts';
 import { entraErrors } from './entraErrors.ts';
 import type { TokenGrant } from './tokenGrant.ts';
-
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+import { canonicalClientId, requestingApp, verifyClientSecret } from './clientAuthentication.ts';
 
 export const clientCredentialsGrant: TokenGrant = async (req, deps, attempt) => {
   const rawClientId = req.client.id;
   if (!rawClientId) throw entraErrors.missingParameter('client_id');
-  // Client ids are GUIDs, which Entra compares case-insensitively.
-  const clientId = GUID.test(rawClientId) ? rawClientId.toLowerCase() : rawClientId;
-  attempt.clientId = clientId;
+  attempt.clientId = canonicalClientId(rawClientId);
 
   const resourceParam = req.version === '1.0' ? 'resource' : 'scope';
   const requested = req.params.get(resourceParam);
   if (!requested) throw entraErrors.missingParameter(resourceParam);
   if (!req.client.secret) throw entraErrors.missingParameter('client_secret');
 
-  const app = await deps.store.getApp(clientId);
-  if (!app || app.tenantId !== deps.tenant.id) throw entraErrors.unknownClient(rawClientId, deps.tenant.name);
-  attempt.appName = app.name;
-  if (app.disabled) throw entraErrors.disabledApp(clientId, app.name);
-
-  if (deps.lockout.isLocked(clientId)) {
-    attempt.lockedOut = true;
-    throw entraErrors.badSecret(clientId);
-  }
-  if (!(await deps.secrets.check(clientId, req.client.secret, app.secretHash))) {
-    deps.lockout.recordFailure(clientId);
-    throw entraErrors.badSecret(clientId);
-  }
-  deps.lockout.recordSuccess(clientId);
+  const app = await requestingApp(req, deps, attempt);
+  await verifyClientSecret(deps, attempt, app, req.client.secret);
 
   let resource = requested;
   if (req.version === '2.0') {

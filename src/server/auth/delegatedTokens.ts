@@ -7,8 +7,8 @@ import type { AppRecord, Store, UserRecord } from '../../store/store.ts';
 import { userTokenClaims, type TokenVersion } from './claims.ts';
 import { entraErrors } from './entraErrors.ts';
 import type { AttemptRecord, GrantDeps, IssuedToken, TokenRequest } from './tokenGrant.ts';
+import { requestingApp, verifyClientSecret } from './clientAuthentication.ts';
 
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** The scope every user token may carry even when the user's roles grant nothing (Entra's conventional default). */
 export const BASE_SCOPE = 'user_impersonation';
@@ -73,32 +73,16 @@ export async function scopesForUser(store: Store, userOid: string): Promise<stri
  * present theirs (checked with the same lockout as client credentials).
  */
 export async function authenticateDelegatedClient(req: TokenRequest, deps: GrantDeps, attempt: AttemptRecord): Promise<AppRecord> {
-  const rawClientId = req.client.id;
-  if (!rawClientId) throw entraErrors.missingParameter('client_id');
-  const clientId = GUID.test(rawClientId) ? rawClientId.toLowerCase() : rawClientId;
-  attempt.clientId = clientId;
-  const app = await deps.store.getApp(clientId);
-  if (!app || app.tenantId !== deps.tenant.id) throw entraErrors.unknownClient(rawClientId, deps.tenant.name);
-  attempt.appName = app.name;
-  if (app.disabled) throw entraErrors.disabledApp(clientId, app.name);
+  const app = await requestingApp(req, deps, attempt);
   if (app.publicClient) {
     if (req.client.secret !== null || req.params.get('client_assertion') !== undefined) throw entraErrors.publicClientWithSecret();
     return app;
   }
   if (!req.client.secret) throw entraErrors.confidentialClientWithoutSecret();
-  if (deps.lockout.isLocked(clientId)) {
-    attempt.lockedOut = true;
-    throw entraErrors.badSecret(clientId);
-  }
-  if (!(await deps.secrets.check(clientId, req.client.secret, app.secretHash))) {
-    deps.lockout.recordFailure(clientId);
-    throw entraErrors.badSecret(clientId);
-  }
-  deps.lockout.recordSuccess(clientId);
+  await verifyClientSecret(deps, attempt, app, req.client.secret);
   return app;
 }
 
-/** The resource a delegated token request names, checked against the audiences this server answers to. */
 export function requestedResource(req: TokenRequest, deps: GrantDeps, attempt: AttemptRecord): DelegatedScopeRequest {
   let wanted: DelegatedScopeRequest;
   if (req.version === '1.0') {
