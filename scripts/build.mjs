@@ -10,7 +10,11 @@ const root = join(import.meta.dirname, '..');
 // Chunk names change with their content: start from an empty dist/ so no stale chunk lingers.
 rmSync(join(root, 'dist'), { recursive: true, force: true });
 await build({
-  entryPoints: [join(root, 'src/cli/main.ts')],
+  entryPoints: [
+    join(root, 'src/cli/main.ts'),
+    // Loaded by src/store/sqlite/writerThread.ts as a worker, from next to the chunk that holds it.
+    { in: join(root, 'src/store/sqlite/writerThreadEntry.ts'), out: 'sqliteWriterThread' },
+  ],
   outdir: join(root, 'dist'),
   outExtension: { '.js': '.mjs' },
   bundle: true,

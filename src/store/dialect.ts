@@ -23,6 +23,11 @@ export interface StoreDialect {
    * the rules change could be placed by the old rules after the re-placement finished.
    */
   lockDeviceGroups(trx: Kysely<Database>, mode: 'shared' | 'exclusive'): Promise<void>;
+  /**
+   * Batched inserts as one compiled-once single-row statement per row (SQLite: in process, no round trips) instead
+   * of one multi-row statement per batch (PostgreSQL: a round trip per statement).
+   */
+  readonly singleRowInserts: boolean;
   /** Bound parameters allowed in one statement. */
   readonly maxParameters: number;
   /** Group commit for createAction; null writes each action in its own transaction. */

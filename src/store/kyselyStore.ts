@@ -4,16 +4,18 @@ import { sql } from 'kysely';
 import type { Kysely, SqlBool, Updateable } from 'kysely';
 import type { ActionStatus, DeviceResultRecord, MachineAction, Transition } from '../core/actions.ts';
 import { ACTION_STATUSES, ACTIVE_STATUSES, HRESULT, isFinal, nextStatus } from '../core/actions.ts';
-import { activeRequestAlreadyExists } from '../core/errors.ts';
 import type { Machine } from '../core/machines.ts';
 import { MACHINE_ID_RE } from '../core/machines.ts';
 import type { ListQuery } from '../core/query.ts';
 import { millisToTimestamp, timestampToMillis } from '../core/time.ts';
 import { isGuid } from '../core/validation.ts';
-import { auditHash, GENESIS_HASH, normalizeAuditEntry } from './auditChain.ts';
+import { normalizeAuditEntry } from './auditChain.ts';
 import type { StoreDialect } from './dialect.ts';
-import type { ItemOutcome } from './groupCommit.ts';
-import { GroupCommitter } from './groupCommit.ts';
+import { GroupCommitter, type BatchWriter } from './groupCommit.ts';
+import { BatchWrites, type PendingAction } from './batchWrites.ts';
+import { chunk, rowsPerStatement } from './statementChunks.ts';
+import { runTransaction } from './transaction.ts';
+import { PreparedQuery } from './preparedQuery.ts';
 import {
   checkAction,
   checkMachine,
@@ -31,7 +33,6 @@ import {
   appFromRow,
   appToRow,
   auditFromRow,
-  auditToRow,
   enrollTokenFromRow,
   enrollTokenToRow,
   json,
@@ -47,7 +48,7 @@ import {
 } from './rowMapping.ts';
 import * as rbacQ from './rbacQueries.ts';
 import * as clusterQ from './clusterQueries.ts';
-import type { AuditLogTable, Database, MachineActionsTable, MachinesTable } from './schema.ts';
+import type { Database, MachineActionsTable, MachinesTable } from './schema.ts';
 import type {
   AppRecord,
   AssigneeKind,
@@ -87,23 +88,6 @@ const MAX_TRANSITION_ATTEMPTS = 16;
 const ACTIVE: ActionStatus[] = [...ACTIVE_STATUSES];
 const ACTIVE_LITERALS = sql.join(ACTIVE.map((st) => sql.lit(st)));
 
-function compareKeys(a: string | null, b: string | null): number {
-  if (a === b) return 0;
-  if (a === null) return 1;
-  if (b === null) return -1;
-  return a < b ? -1 : 1;
-}
-
-function chunk<T>(items: readonly T[], size: number): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
-}
-
-function rowsPerStatement(dialect: StoreDialect, sample: object): number {
-  return Math.max(1, Math.floor(dialect.maxParameters / Object.keys(sample).length));
-}
-
 type ActionPatch = Parameters<Store['transitionAction']>[3];
 
 function patchColumns(patch: ActionPatch): Updateable<MachineActionsTable> {
@@ -122,58 +106,75 @@ function patchColumns(patch: ActionPatch): Updateable<MachineActionsTable> {
   return set;
 }
 
-/** An action waiting for its group commit, with the audit entry that must commit with it. */
-interface PendingAction {
-  row: MachineActionsTable;
-  audit: NewAuditEntry | null;
+type HotReads = ReturnType<typeof hotReads>;
+
+function hotReads(db: Kysely<Database>) {
+  return {
+    machineById: new PreparedQuery<[id: string], MachinesTable>(1, (id) =>
+      db.selectFrom('machines').selectAll().where('id', '=', id),
+    ),
+    actionById: new PreparedQuery<[id: string], MachineActionsTable>(1, (id) =>
+      db.selectFrom('machine_actions').selectAll().where('id', '=', id),
+    ),
+    // Seen here, or (if not) whether the device ever reported an inventory that would have shown it: one read.
+    sighting: new PreparedQuery<[machineId: string, sha1: string], { seen: unknown; inventoried: unknown }>(2, (mid, sha1) =>
+      db.selectNoFrom((eb) => [
+        eb
+          .exists(eb.selectFrom('file_observations').select('sha1').where('machine_id', '=', mid).where('sha1', '=', sha1))
+          .as('seen'),
+        eb.exists(eb.selectFrom('file_inventories').select('machine_id').where('machine_id', '=', mid)).as('inventoried'),
+      ]),
+    ),
+  };
+}
+
+export interface KyselyStoreOptions {
+  /** Where writes and transactions execute (SQLite: the writer thread's connection); reads use the main `db`. */
+  writeDb?: Kysely<Database>;
+  /** Who writes the group-committed batches (SQLite: the writer thread, in one message); default: in place. */
+  batches?: Pick<BatchWrites, 'writeActions' | 'writeAudit'>;
 }
 
 export class KyselyStore implements Store {
   readonly kind: 'sqlite' | 'postgres';
+  private readonly writeDb: Kysely<Database>;
+  private readonly writeActions: BatchWriter<PendingAction, MachineAction>;
   private readonly actionCommitter: GroupCommitter<PendingAction, MachineAction> | null;
   private readonly auditCommitter: GroupCommitter<NewAuditEntry, AuditEntry>;
   private closing: Promise<void> | null = null;
+  private hotReads: HotReads | null = null;
 
   constructor(
     private readonly db: Kysely<Database>,
     private readonly dialect: StoreDialect,
     private readonly notifier: Notifier,
+    opts: KyselyStoreOptions = {},
   ) {
     this.kind = dialect.kind;
-    this.actionCommitter = dialect.actionGroupCommit
-      ? new GroupCommitter((items) => this.writeActions(items), dialect.actionGroupCommit)
-      : null;
-    this.auditCommitter = new GroupCommitter((items) => this.writeAudit(items), dialect.auditGroupCommit);
+    this.writeDb = opts.writeDb ?? db;
+    const batches =
+      opts.batches ??
+      new BatchWrites({ dialect, write: (fn) => this.write(fn), transaction: (fn) => this.transaction(fn) });
+    this.writeActions = (items) => batches.writeActions(items);
+    this.actionCommitter = dialect.actionGroupCommit ? new GroupCommitter(this.writeActions, dialect.actionGroupCommit) : null;
+    this.auditCommitter = new GroupCommitter((items) => batches.writeAudit(items), dialect.auditGroupCommit);
+  }
+
+  /** The reads every POST StopAndQuarantineFile (and every device result) makes, compiled once. */
+  private get hot(): HotReads {
+    return (this.hotReads ??= hotReads(this.db));
   }
 
   // ---- write plumbing -------------------------------------------------------------------------------------
 
   /** A single-statement write (atomic by itself). */
   private write<T>(fn: (db: Kysely<Database>) => Promise<T>): Promise<T> {
-    return this.dialect.serializeWrites(() => fn(this.db));
+    return this.dialect.serializeWrites(() => fn(this.writeDb));
   }
 
   /** Several statements, all or nothing, on one connection. `fn` must use the connection it is given. */
   private transaction<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
-    return this.dialect.serializeWrites(() =>
-      this.db.connection().execute(async (conn) => {
-        await sql.raw(this.dialect.beginWrite).execute(conn);
-        let result: T;
-        try {
-          result = await fn(conn);
-        } catch (err) {
-          await sql`rollback`.execute(conn).catch(() => undefined);
-          throw err;
-        }
-        try {
-          await sql`commit`.execute(conn);
-        } catch (err) {
-          await sql`rollback`.execute(conn).catch(() => undefined);
-          throw err;
-        }
-        return result;
-      }),
-    );
+    return this.dialect.serializeWrites(() => runTransaction(this.writeDb, this.dialect.beginWrite, fn));
   }
 
   // ---- tenant, apps, keys, enroll tokens -------------------------------------------------------------------
@@ -319,7 +320,7 @@ export class KyselyStore implements Store {
   }
 
   async getMachine(id: string): Promise<Machine | null> {
-    const r = await this.db.selectFrom('machines').selectAll().where('id', '=', id.toLowerCase()).executeTakeFirst();
+    const [r] = await this.hot.machineById.execute(this.db, id.toLowerCase());
     return r ? machineFromRow(r) : null;
   }
 
@@ -457,62 +458,9 @@ export class KyselyStore implements Store {
     return outcome.value;
   }
 
-  /**
-   * Inserts a batch as one multi-row statement (one transaction: one fsync on SQLite). A conflicting
-   * active_key makes the database skip that row (ON CONFLICT DO NOTHING), which is how a duplicate is detected
-   * in both dialects — including a duplicate of another item in the same batch. Any other failure is retried
-   * row by row so it is reported only for the row that caused it.
-   */
-  private async writeActions(items: PendingAction[]): Promise<ItemOutcome<MachineAction>[]> {
-    // Batches above the bind-parameter limit (not reached with the default batch sizes) take several statements.
-    const perStatement = rowsPerStatement(this.dialect, items[0]!.row);
-    const outcomes: ItemOutcome<MachineAction>[] = [];
-    for (const part of chunk(items, perStatement)) {
-      try {
-        outcomes.push(...(await this.insertActionRows(part)));
-      } catch (batchError) {
-        if (part.length === 1) {
-          outcomes.push({ ok: false, error: batchError });
-          continue;
-        }
-        for (const one of part) {
-          try {
-            outcomes.push(...(await this.insertActionRows([one])));
-          } catch (error) {
-            outcomes.push({ ok: false, error });
-          }
-        }
-      }
-    }
-    return outcomes;
-  }
-
-  private async insertActionRows(items: PendingAction[]): Promise<ItemOutcome<MachineAction>[]> {
-    // Rows in active_key order: concurrent batches (several nodes) then take the unique-index entries in the
-    // same order, so two batches holding each other's duplicates wait instead of deadlocking.
-    const rows = items.map((i) => i.row).sort((a, b) => compareKeys(a.active_key, b.active_key));
-    const withAudit = items.some((i) => i.audit);
-    const insert = async (db: Kysely<Database>) => {
-      const inserted = await db
-        .insertInto('machine_actions')
-        .values(rows)
-        .onConflict((oc) => oc.column('active_key').doNothing())
-        .returning('id')
-        .execute();
-      const ids = new Set(inserted.map((r) => r.id));
-      // The audit entries of the actions actually inserted commit with them (a refused duplicate has none).
-      const audits = items.filter((i) => i.audit && ids.has(i.row.id)).map((i) => i.audit!);
-      if (audits.length > 0) await this.chainAudit(db, audits);
-      return ids;
-    };
-    const ids = withAudit ? await this.transaction(insert) : await this.write(insert);
-    return items.map(({ row }) =>
-      ids.has(row.id) ? { ok: true, value: actionFromRow(row) } : { ok: false, error: activeRequestAlreadyExists() },
-    );
-  }
-
   private async getActionRow(id: string): Promise<MachineActionsTable | undefined> {
-    return this.db.selectFrom('machine_actions').selectAll().where('id', '=', id.toLowerCase()).executeTakeFirst();
+    const [r] = await this.hot.actionById.execute(this.db, id.toLowerCase());
+    return r;
   }
 
   async getAction(id: string): Promise<MachineAction | null> {
@@ -707,21 +655,9 @@ export class KyselyStore implements Store {
   }
 
   async fileSeenOnMachine(machineId: string, sha1: string): Promise<'seen' | 'notSeen' | 'unknown'> {
-    const mid = machineId.toLowerCase();
-    const seen = await this.db
-      .selectFrom('file_observations')
-      .select('sha1')
-      .where('machine_id', '=', mid)
-      .where('sha1', '=', sha1.toLowerCase())
-      .limit(1)
-      .executeTakeFirst();
-    if (seen) return 'seen';
-    const inventory = await this.db
-      .selectFrom('file_inventories')
-      .select('machine_id')
-      .where('machine_id', '=', mid)
-      .executeTakeFirst();
-    return inventory ? 'notSeen' : 'unknown';
+    const [r] = await this.hot.sighting.execute(this.db, machineId.toLowerCase(), sha1.toLowerCase());
+    if (r && Boolean(r.seen)) return 'seen';
+    return r && Boolean(r.inventoried) ? 'notSeen' : 'unknown';
   }
 
   async fileObservationsForMachine(machineId: string, sha1: string): Promise<FileObservation[]> {
@@ -784,31 +720,6 @@ export class KyselyStore implements Store {
   async appendAudit(entry: NewAuditEntry): Promise<AuditEntry> {
     // Checked and normalized before queueing, so a bad entry fails alone instead of failing its whole batch.
     return this.auditCommitter.submit(normalizeAuditEntry(entry));
-  }
-
-  /** Chains and inserts a batch under the audit lock: the previous hash read here cannot change until commit. */
-  private async writeAudit(items: NewAuditEntry[]): Promise<ItemOutcome<AuditEntry>[]> {
-    const entries = await this.transaction((trx) => this.chainAudit(trx, items));
-    return entries.map((value) => ({ ok: true, value }));
-  }
-
-  /** Appends entries to the hash chain inside the caller's write transaction. */
-  private async chainAudit(trx: Kysely<Database>, items: NewAuditEntry[]): Promise<AuditEntry[]> {
-    await this.dialect.lockAuditChain(trx);
-    const last = await trx.selectFrom('audit_log').select(['id', 'hash']).orderBy('id', 'desc').limit(1).executeTakeFirst();
-    let id = last ? Number(last.id) : 0;
-    let prevHash = last ? last.hash : GENESIS_HASH;
-    const chained: AuditEntry[] = items.map((e) => {
-      id += 1;
-      const full: AuditEntry = { id, ...e, prevHash, hash: auditHash(prevHash, e) };
-      prevHash = full.hash;
-      return full;
-    });
-    const rows: AuditLogTable[] = chained.map(auditToRow);
-    for (const part of chunk(rows, rowsPerStatement(this.dialect, rows[0]!))) {
-      await trx.insertInto('audit_log').values(part).execute();
-    }
-    return chained;
   }
 
   async listAudit(q: { top: number; skip: number; since?: string; action?: string }): Promise<AuditEntry[]> {
@@ -1061,6 +972,7 @@ export class KyselyStore implements Store {
       // Everything already accepted is committed (and its caller answered) before the database goes away.
       await Promise.all([this.actionCommitter?.drain(), this.auditCommitter.drain()]);
       await this.notifier.close();
+      if (this.writeDb !== this.db) await this.writeDb.destroy();
       await this.db.destroy();
     })();
     return this.closing;

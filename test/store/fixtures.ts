@@ -5,7 +5,7 @@ import { duplicateKey } from '../../src/core/actions.ts';
 import type { Machine } from '../../src/core/machines.ts';
 import { millisToTimestamp } from '../../src/core/time.ts';
 import type { FilterExpr, ListQuery, Literal } from '../../src/core/query.ts';
-import type { AppRecord, EnrollTokenRecord, NewAuditEntry, SigningKeyRecord, VaultItemRecord } from '../../src/store/store.ts';
+import type { AppRecord, EnrollTokenRecord, NewAuditEntry, SigningKeyRecord, Store, VaultItemRecord } from '../../src/store/store.ts';
 
 const BASE_MS = Date.parse('2026-03-01T12:00:00Z');
 
@@ -191,4 +191,14 @@ export const not = (expr: FilterExpr): FilterExpr => ({ kind: 'not', expr });
 
 export function query(over: Partial<ListQuery> = {}): ListQuery {
   return { filter: null, orderBy: [], top: 10_000, skip: 0, count: false, ...over };
+}
+
+/** Two concurrent StopAndQuarantineFile for one machine and SHA-1: how each settled (one must be refused). */
+export async function raceTwinActions(s: Store): Promise<string[]> {
+  const m = machine();
+  await s.upsertMachine(m);
+  const a = action(m);
+  const dup = action(m, { relatedFileInfo: a.relatedFileInfo });
+  const r = await Promise.allSettled([s.createAction(a, keyOf(a)), s.createAction(dup, keyOf(dup))]);
+  return r.map((x) => x.status).sort();
 }

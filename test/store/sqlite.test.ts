@@ -11,7 +11,7 @@ import { MIGRATIONS } from '../../src/store/migrations/index.ts';
 import { openStore } from '../../src/store/open.ts';
 import { openSqliteStore } from '../../src/store/sqlite/openSqliteStore.ts';
 import type { Store } from '../../src/store/store.ts';
-import { action, keyOf, machine, query } from './fixtures.ts';
+import { action, keyOf, machine, query, raceTwinActions } from './fixtures.ts';
 import { registerStoreSuite } from './storeSuite.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'tourniquet-store-'));
@@ -91,12 +91,7 @@ describe('sqlite: files and durability', () => {
 
   it('works without group commit too (the measurement baseline)', async () => {
     const s = await openSqliteStore({ path: join(root, 'nogc', 'x.db'), groupCommit: false });
-    const m = machine();
-    await s.upsertMachine(m);
-    const a = action(m);
-    const dup = action(m, { relatedFileInfo: a.relatedFileInfo });
-    const r = await Promise.allSettled([s.createAction(a, keyOf(a)), s.createAction(dup, keyOf(dup))]);
-    assert.deepEqual(r.map((x) => x.status).sort(), ['fulfilled', 'rejected']);
+    assert.deepEqual(await raceTwinActions(s), ['fulfilled', 'rejected']);
     await s.close();
   });
 

@@ -1,13 +1,13 @@
 // How every /api response looks on the wire: content types, OData headers, compact JSON, the error envelope.
-import { randomBytes } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { randomHex } from '../../core/ids.ts';
 
 export const ODATA_CONTENT_TYPE = 'application/json; odata.metadata=minimal; odata.streaming=true; charset=utf-8';
 export const ERROR_CONTENT_TYPE = 'application/json; charset=utf-8';
 
 /** Per-request correlation id in the live service's current form: `|<8 hex>-<16 hex>.` */
 export function newCorrelationId(): string {
-  const b = randomBytes(12).toString('hex');
+  const b = randomHex(24);
   return `|${b.slice(0, 8)}-${b.slice(8, 24)}.`;
 }
 

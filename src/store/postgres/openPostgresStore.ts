@@ -113,7 +113,8 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Sto
           await sql`select pg_advisory_xact_lock(${ADVISORY_LOCK_CLASS}::int4, ${groupsKey}::int4)`.execute(trx);
         }
       },
-      maxParameters: PG_MAX_PARAMETERS,
+      singleRowInserts: false,
+    maxParameters: PG_MAX_PARAMETERS,
       actionGroupCommit: opts.groupCommit === false ? null : { maxBatch: 512, maxInFlight: 4 },
       auditGroupCommit: { maxBatch: 512, maxInFlight: 1 },
     };

@@ -2,14 +2,17 @@
 import { closeSync, mkdirSync, openSync, realpathSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import BetterSqlite3 from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import type { StoreDialect } from '../dialect.ts';
 import { KyselyStore } from '../kyselyStore.ts';
 import { migrateToLatest } from '../migrations/index.ts';
 import { LocalNotifier } from '../notifier.ts';
 import type { Database } from '../schema.ts';
-import type { Store } from '../store.ts';
+import type { NewAuditEntry, Store } from '../store.ts';
+import type { PendingAction } from '../batchWrites.ts';
+import { openConnection } from './connection.ts';
+import { SQLITE_MAX_PARAMETERS } from './limits.ts';
+import { SqliteWriterThread, writerThreadDialect } from './writerThread.ts';
 import { withKeyLock } from '../writeLock.ts';
 
 export interface SqliteStoreOptions {
@@ -19,12 +22,17 @@ export interface SqliteStoreOptions {
   groupCommit?: boolean;
   /** How long a writer waits for another process's write lock before failing (default 5000 ms). */
   busyTimeoutMs?: number;
+  /**
+   * Execute writes on a thread of their own (default on for files; a :memory: database is private to its one
+   * connection, so it never has one). Off only to measure what it buys.
+   */
+  writerThread?: boolean;
 }
 
-/** better-sqlite3's SQLite is built with SQLITE_MAX_VARIABLE_NUMBER = 32766. */
-const SQLITE_MAX_PARAMETERS = 32766;
-
 const MIGRATION_ATTEMPTS = 20;
+
+/** Group-commit batches queued at the writer thread at once: one committing, one ready behind it. */
+const WRITER_BATCHES_IN_FLIGHT = 2;
 
 function isBusy(err: unknown): boolean {
   for (let e: unknown = err; e instanceof Error; e = e.cause) {
@@ -43,25 +51,7 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> 
     closeSync(openSync(file, 'a', 0o600)); // SQLite gives its -wal and -shm files the database file's mode
   }
 
-  const sqlite = new BetterSqlite3(file);
-  try {
-    // WAL: readers never wait for the writer. synchronous=FULL: the WAL is fsynced at every commit, so a
-    // commit that returned survives kill -9 and power loss (NORMAL would only survive a process crash).
-    sqlite.pragma('journal_mode = WAL');
-    sqlite.pragma('synchronous = FULL');
-    const busy = opts.busyTimeoutMs ?? 5000;
-    if (!Number.isSafeInteger(busy) || busy < 0) throw new TypeError('busyTimeoutMs must be a non-negative integer');
-    sqlite.pragma(`busy_timeout = ${busy}`);
-    sqlite.pragma('foreign_keys = ON');
-    // A larger page cache and memory-mapped reads keep the action indexes hot: ~8% more durable inserts/s
-    // in bench/api (measured). Both are caps, not allocations.
-    sqlite.pragma('cache_size = -65536');
-    sqlite.pragma('temp_store = MEMORY');
-    sqlite.pragma('mmap_size = 268435456');
-  } catch (err) {
-    sqlite.close();
-    throw err;
-  }
+  const sqlite = openConnection(file, { busyTimeoutMs: opts.busyTimeoutMs ?? 5000 });
 
   // Writers of this process on this file queue here (see writeLock.ts); :memory: databases are private.
   // (The real path: two spellings of one file, e.g. through a symlink, must share the lock.)
@@ -75,12 +65,13 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> 
     lockAuditChain: async () => undefined,
     // Likewise: one writer at a time already orders machine writes and group changes.
     lockDeviceGroups: async () => undefined,
+    singleRowInserts: true,
     maxParameters: SQLITE_MAX_PARAMETERS,
     actionGroupCommit: opts.groupCommit === false ? null : { maxBatch: 512, maxInFlight: 1 },
     auditGroupCommit: { maxBatch: 512, maxInFlight: 1 },
   };
 
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
   try {
     // Another process may be migrating the same file; its lock makes ours fail fast with BUSY — wait and retry.
     for (let attempt = 1; ; attempt++) {
@@ -96,31 +87,25 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> 
     await db.destroy();
     throw err;
   }
-  return new KyselyStore(db, dialect, new LocalNotifier());
-}
-
-/**
- * Kysely prepares every query anew; SQLite's prepare is a large share of a request's CPU. Kysely emits the same SQL
- * text for the same query shape, so statements are cached by text (bounded: shapes vary only with list sizes).
- */
-function withStatementCache(sqlite: BetterSqlite3.Database): BetterSqlite3.Database {
-  const cache = new Map<string, BetterSqlite3.Statement>();
-  const prepare = sqlite.prepare.bind(sqlite);
-  return new Proxy(sqlite, {
-    get(target, prop, receiver) {
-      if (prop === 'prepare') {
-        return (sql: string) => {
-          let stmt = cache.get(sql);
-          if (!stmt) {
-            stmt = prepare(sql);
-            if (cache.size >= 1000) cache.delete(cache.keys().next().value as string);
-            cache.set(sql, stmt);
-          }
-          return stmt;
-        };
-      }
-      const v = Reflect.get(target, prop, receiver);
-      return typeof v === 'function' ? v.bind(target) : v;
-    },
-  });
+  if (memory || opts.writerThread === false) return new KyselyStore(db, dialect, new LocalNotifier());
+  let writer: SqliteWriterThread;
+  try {
+    writer = await SqliteWriterThread.start({ file, busyTimeoutMs: opts.busyTimeoutMs ?? 5000 });
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
+  const writeDb = new Kysely<Database>({ dialect: writerThreadDialect(writer) });
+  // Batches go over whole; the thread orders them with this process's other writes (writerThreadEntry.ts), so
+  // several can be in flight: the next one is on its way while the thread commits the previous one.
+  const batches = {
+    writeActions: (items: PendingAction[]) => writer.writeBatch('actions', items),
+    writeAudit: (items: NewAuditEntry[]) => writer.writeBatch('audit', items),
+  };
+  const pipelined: StoreDialect = {
+    ...dialect,
+    actionGroupCommit: dialect.actionGroupCommit && { ...dialect.actionGroupCommit, maxInFlight: WRITER_BATCHES_IN_FLIGHT },
+    auditGroupCommit: { ...dialect.auditGroupCommit, maxInFlight: WRITER_BATCHES_IN_FLIGHT },
+  };
+  return new KyselyStore(db, pipelined, new LocalNotifier(), { writeDb, batches });
 }

@@ -3,7 +3,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { duplicateKey, HRESULT, type ActionType, type MachineAction } from '../../../core/actions.ts';
 import { MdeError, notFound } from '../../../core/errors.ts';
-import { newGuid } from '../../../core/ids.ts';
+import { newTimeOrderedGuid } from '../../../core/ids.ts';
 import type { Machine } from '../../../core/machines.ts';
 import type { RouteName } from '../../../core/permissions.ts';
 import { assertDeviceCanPerform } from '../../../core/platform.ts';
@@ -156,7 +156,7 @@ export async function submitAction(
   }
   const created = nowTimestamp();
   const action: MachineAction = {
-    id: newGuid(),
+    id: newTimeOrderedGuid(),
     type: spec.type,
     title: null,
     requestor: requestorOf(access.principal),
@@ -165,7 +165,7 @@ export async function submitAction(
     machineId: machine.id,
     computerDnsName: machine.computerDnsName,
     creationDateTimeUtc: created,
-    lastUpdateDateTimeUtc: nowTimestamp(),
+    lastUpdateDateTimeUtc: created,
     cancellationRequestor: null,
     cancellationComment: null,
     cancellationDateTimeUtc: null,
@@ -182,7 +182,7 @@ export async function submitAction(
   };
   const saved = await ctx.store.createAction(action, duplicateKey(machine.id, spec.type, spec.subject), {
     ...auditActor(req, access.principal),
-    at: nowTimestamp(),
+    at: created,
     action: audit.action,
     target: audit.target ?? action.id,
     result: 'success',

@@ -1,0 +1,166 @@
+// The two writes that come in batches (group commit): new actions with their audit entries, and audit entries
+// alone. Kept apart from KyselyStore so that the SQLite writer thread runs exactly this code on its connection
+// (one message per batch instead of one per statement) while every other store runs it in place.
+import type { Compilable, Kysely } from 'kysely';
+import type { MachineAction } from '../core/actions.ts';
+import { activeRequestAlreadyExists } from '../core/errors.ts';
+import { auditHash, GENESIS_HASH } from './auditChain.ts';
+import type { StoreDialect } from './dialect.ts';
+import type { ItemOutcome } from './groupCommit.ts';
+import { actionFromRow, auditToRow } from './rowMapping.ts';
+import type { AuditLogTable, Database, MachineActionsTable } from './schema.ts';
+import { PreparedQuery } from './preparedQuery.ts';
+import { chunk, rowsPerStatement } from './statementChunks.ts';
+import type { AuditEntry, NewAuditEntry } from './store.ts';
+
+/** An action waiting for its group commit, with the audit entry that must commit with it. */
+export interface PendingAction {
+  row: MachineActionsTable;
+  audit: NewAuditEntry | null;
+}
+
+/** How a batch reaches its database: the dialect's rules, a single-statement write, a transaction. */
+export interface WriteRunner {
+  dialect: Pick<StoreDialect, 'maxParameters' | 'lockAuditChain' | 'singleRowInserts'>;
+  write<T>(fn: (db: Kysely<Database>) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T>;
+}
+
+function compareKeys(a: string | null, b: string | null): number {
+  if (a === b) return 0;
+  if (a === null) return 1;
+  if (b === null) return -1;
+  return a < b ? -1 : 1;
+}
+
+/** A row's values in its own key order, which is the column order its prepared insert was compiled with. */
+function columnValues(row: object): unknown[] {
+  return Object.values(row);
+}
+
+export class BatchWrites {
+  private readonly inserts = new Map<string, PreparedQuery<unknown[], { id: string }>>();
+  private lastAudit: PreparedQuery<[], { id: number | string | bigint; hash: string }> | null = null;
+
+  constructor(private readonly run: WriteRunner) {}
+
+  /** The single-row insert for rows shaped like `sample` (same columns, same key order), compiled once. */
+  private prepared(
+    db: Kysely<Database>,
+    sample: object,
+    build: (cols: Record<string, unknown>) => Compilable<unknown>,
+  ): PreparedQuery<unknown[], { id: string }> {
+    const columns = Object.keys(sample);
+    const shape = columns.join(',');
+    let q = this.inserts.get(shape);
+    if (!q) {
+      q = new PreparedQuery<unknown[], { id: string }>(columns.length, (...slots) =>
+        build(Object.fromEntries(columns.map((c, i) => [c, slots[i]]))) as Compilable<{ id: string }>,
+      );
+      this.inserts.set(shape, q);
+    }
+    return q;
+  }
+
+  /**
+   * Inserts a batch in one transaction (one fsync on SQLite): one multi-row statement on PostgreSQL (a round trip
+   * per statement), one compiled-once single-row statement per row on SQLite (in process: binding values costs
+   * less than building and compiling a multi-row query, and makes far less garbage). A conflicting
+   * active_key makes the database skip that row (ON CONFLICT DO NOTHING), which is how a duplicate is detected
+   * in both dialects — including a duplicate of another item in the same batch. Any other failure is retried
+   * row by row so it is reported only for the row that caused it.
+   */
+  async writeActions(items: PendingAction[]): Promise<ItemOutcome<MachineAction>[]> {
+    // Batches above the bind-parameter limit (not reached with the default batch sizes) take several statements.
+    const perStatement = rowsPerStatement(this.run.dialect, items[0]!.row);
+    const outcomes: ItemOutcome<MachineAction>[] = [];
+    for (const part of chunk(items, perStatement)) {
+      try {
+        outcomes.push(...(await this.insertActionRows(part)));
+      } catch (batchError) {
+        if (part.length === 1) {
+          outcomes.push({ ok: false, error: batchError });
+          continue;
+        }
+        for (const one of part) {
+          try {
+            outcomes.push(...(await this.insertActionRows([one])));
+          } catch (error) {
+            outcomes.push({ ok: false, error });
+          }
+        }
+      }
+    }
+    return outcomes;
+  }
+
+  private async insertActionRows(items: PendingAction[]): Promise<ItemOutcome<MachineAction>[]> {
+    // Rows in active_key order: concurrent batches (several nodes) then take the unique-index entries in the
+    // same order, so two batches holding each other's duplicates wait instead of deadlocking.
+    const rows = items.map((i) => i.row).sort((a, b) => compareKeys(a.active_key, b.active_key));
+    const withAudit = items.some((i) => i.audit);
+    const insert = async (db: Kysely<Database>) => {
+      const ids = new Set<string>();
+      if (this.run.dialect.singleRowInserts) {
+        const one = this.prepared(db, rows[0]!, (cols) =>
+          db
+            .insertInto('machine_actions')
+            .values(cols as unknown as MachineActionsTable)
+            .onConflict((oc) => oc.column('active_key').doNothing())
+            .returning('id'),
+        );
+        for (const row of rows) for (const r of await one.execute(db, ...columnValues(row))) ids.add(r.id);
+      } else {
+        const inserted = await db
+          .insertInto('machine_actions')
+          .values(rows)
+          .onConflict((oc) => oc.column('active_key').doNothing())
+          .returning('id')
+          .execute();
+        for (const r of inserted) ids.add(r.id);
+      }
+      // The audit entries of the actions actually inserted commit with them (a refused duplicate has none).
+      const audits = items.filter((i) => i.audit && ids.has(i.row.id)).map((i) => i.audit!);
+      if (audits.length > 0) await this.chainAudit(db, audits);
+      return ids;
+    };
+    // One multi-row statement is atomic by itself; several single-row ones (or an audit insert) need a transaction.
+    const atomic = withAudit || this.run.dialect.singleRowInserts;
+    const ids = atomic ? await this.run.transaction(insert) : await this.run.write(insert);
+    return items.map(({ row }) =>
+      ids.has(row.id) ? { ok: true, value: actionFromRow(row) } : { ok: false, error: activeRequestAlreadyExists() },
+    );
+  }
+
+  /** Chains and inserts a batch under the audit lock: the previous hash read here cannot change until commit. */
+  async writeAudit(items: NewAuditEntry[]): Promise<ItemOutcome<AuditEntry>[]> {
+    const entries = await this.run.transaction((trx) => this.chainAudit(trx, items));
+    return entries.map((value) => ({ ok: true, value }));
+  }
+
+  /** Appends entries to the hash chain inside the caller's write transaction. */
+  private async chainAudit(trx: Kysely<Database>, items: NewAuditEntry[]): Promise<AuditEntry[]> {
+    await this.run.dialect.lockAuditChain(trx);
+    const [last] = await (this.lastAudit ??= new PreparedQuery<[], { id: number | string | bigint; hash: string }>(0, () =>
+      trx.selectFrom('audit_log').select(['id', 'hash']).orderBy('id', 'desc').limit(1),
+    )).execute(trx);
+    let id = last ? Number(last.id) : 0;
+    let prevHash = last ? last.hash : GENESIS_HASH;
+    const chained: AuditEntry[] = items.map((e) => {
+      id += 1;
+      const full: AuditEntry = { id, ...e, prevHash, hash: auditHash(prevHash, e) };
+      prevHash = full.hash;
+      return full;
+    });
+    const rows: AuditLogTable[] = chained.map(auditToRow);
+    if (this.run.dialect.singleRowInserts) {
+      const one = this.prepared(trx, rows[0]!, (cols) => trx.insertInto('audit_log').values(cols as unknown as AuditLogTable));
+      for (const row of rows) await one.execute(trx, ...columnValues(row));
+    } else {
+      for (const part of chunk(rows, rowsPerStatement(this.run.dialect, rows[0]!))) {
+        await trx.insertInto('audit_log').values(part).execute();
+      }
+    }
+    return chained;
+  }
+}
