@@ -129,16 +129,14 @@ function hotReads(db: Kysely<Database>) {
 }
 
 export interface KyselyStoreOptions {
-  /** Where writes and transactions execute (SQLite: the writer thread's connection); reads use the main `db`. */
-  writeDb?: Kysely<Database>;
   /** Who writes the group-committed batches (SQLite: the writer thread, in one message); default: in place. */
-  batches?: Pick<BatchWrites, 'writeActions' | 'writeAudit'>;
+  batches?: Pick<BatchWrites, 'writeActions' | 'writeAudit'> & { close(): Promise<void> };
 }
 
 export class KyselyStore implements Store {
   readonly kind: 'sqlite' | 'postgres';
-  private readonly writeDb: Kysely<Database>;
   private readonly writeActions: BatchWriter<PendingAction, MachineAction>;
+  private readonly closeBatches: () => Promise<void>;
   private readonly actionCommitter: GroupCommitter<PendingAction, MachineAction> | null;
   private readonly auditCommitter: GroupCommitter<NewAuditEntry, AuditEntry>;
   private closing: Promise<void> | null = null;
@@ -151,11 +149,11 @@ export class KyselyStore implements Store {
     opts: KyselyStoreOptions = {},
   ) {
     this.kind = dialect.kind;
-    this.writeDb = opts.writeDb ?? db;
     const batches =
       opts.batches ??
       new BatchWrites({ dialect, write: (fn) => this.write(fn), transaction: (fn) => this.transaction(fn) });
     this.writeActions = (items) => batches.writeActions(items);
+    this.closeBatches = opts.batches ? () => opts.batches!.close() : async () => undefined;
     this.actionCommitter = dialect.actionGroupCommit ? new GroupCommitter(this.writeActions, dialect.actionGroupCommit) : null;
     this.auditCommitter = new GroupCommitter((items) => batches.writeAudit(items), dialect.auditGroupCommit);
   }
@@ -169,12 +167,12 @@ export class KyselyStore implements Store {
 
   /** A single-statement write (atomic by itself). */
   private write<T>(fn: (db: Kysely<Database>) => Promise<T>): Promise<T> {
-    return this.dialect.serializeWrites(() => fn(this.writeDb));
+    return this.dialect.serializeWrites(() => fn(this.db));
   }
 
   /** Several statements, all or nothing, on one connection. `fn` must use the connection it is given. */
   private transaction<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
-    return this.dialect.serializeWrites(() => runTransaction(this.writeDb, this.dialect.beginWrite, fn));
+    return this.dialect.serializeWrites(() => runTransaction(this.db, this.dialect.beginWrite, fn));
   }
 
   // ---- tenant, apps, keys, enroll tokens -------------------------------------------------------------------
@@ -972,7 +970,7 @@ export class KyselyStore implements Store {
       // Everything already accepted is committed (and its caller answered) before the database goes away.
       await Promise.all([this.actionCommitter?.drain(), this.auditCommitter.drain()]);
       await this.notifier.close();
-      if (this.writeDb !== this.db) await this.writeDb.destroy();
+      await this.closeBatches();
       await this.db.destroy();
     })();
     return this.closing;

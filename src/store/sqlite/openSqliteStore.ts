@@ -12,7 +12,7 @@ import type { NewAuditEntry, Store } from '../store.ts';
 import type { PendingAction } from '../batchWrites.ts';
 import { openConnection } from './connection.ts';
 import { SQLITE_MAX_PARAMETERS } from './limits.ts';
-import { SqliteWriterThread, writerThreadDialect } from './writerThread.ts';
+import { SqliteWriterThread } from './writerThread.ts';
 import { withKeyLock } from '../writeLock.ts';
 
 export interface SqliteStoreOptions {
@@ -95,17 +95,18 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> 
     await db.destroy();
     throw err;
   }
-  const writeDb = new Kysely<Database>({ dialect: writerThreadDialect(writer) });
-  // Batches go over whole; the thread orders them with this process's other writes (writerThreadEntry.ts), so
-  // several can be in flight: the next one is on its way while the thread commits the previous one.
+  // Batches go over whole and several can be in flight: the next one is on its way while the thread commits the
+  // previous one. Every other write runs here, on this connection, while the thread lends the write lock.
   const batches = {
     writeActions: (items: PendingAction[]) => writer.writeBatch('actions', items),
     writeAudit: (items: NewAuditEntry[]) => writer.writeBatch('audit', items),
+    close: () => writer.close(),
   };
   const pipelined: StoreDialect = {
     ...dialect,
+    serializeWrites: (fn) => withKeyLock(lockKey, () => writer.withLease(fn)),
     actionGroupCommit: dialect.actionGroupCommit && { ...dialect.actionGroupCommit, maxInFlight: WRITER_BATCHES_IN_FLIGHT },
     auditGroupCommit: { ...dialect.auditGroupCommit, maxInFlight: WRITER_BATCHES_IN_FLIGHT },
   };
-  return new KyselyStore(db, pipelined, new LocalNotifier(), { writeDb, batches });
+  return new KyselyStore(db, pipelined, new LocalNotifier(), { batches });
 }

@@ -12,7 +12,8 @@ export interface WriterThreadData {
 }
 
 export type WriterRequest =
-  | { id: number; sql: string; params: unknown[] }
+  | { id: number; lease: true }
+  | { id: number; release: true }
   | { id: number; batch: 'actions'; items: PendingAction[] }
   | { id: number; batch: 'audit'; items: NewAuditEntry[] }
   | { id: number; close: true };
@@ -26,8 +27,7 @@ export type EncodedOutcome<O> = { ok: true; value: O } | { ok: false; error: Enc
 export type WriterReply =
   | { id: number; ready: true }
   | { id: number; closed: true }
-  | { id: number; rows: unknown[] }
-  | { id: number; changes: number; lastInsertRowid: bigint }
+  | { id: number; granted: true }
   | { id: number; outcomes: EncodedOutcome<MachineAction | AuditEntry>[] }
   | { id: number; error: EncodedError };
 

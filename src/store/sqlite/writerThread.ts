@@ -1,22 +1,13 @@
-// The SQLite store writes on a thread of its own. better-sqlite3 is synchronous: on the main thread every commit
-// (WAL page writes and the fsync of synchronous=FULL, ~1–1.5 ms per group commit here) and every insert stalled
-// all HTTP traffic, and a write waiting on another process's lock slept the event loop for up to busy_timeout.
-// Here the main thread keeps reading on its own connection (WAL readers never wait for the writer) and compiles
-// every write with the same Kysely queries as before; only their execution moves to this thread's connection.
-// It acknowledges a statement only after SQLite returned from it, so a commit that resolved is as durable as
-// before. Measured in bench/api (BENCHMARKS.md).
+// The SQLite store writes its group-commit batches (new actions with their audit entries, audit entries alone) on a
+// thread of its own. better-sqlite3 is synchronous: on the main thread every batch's commit (WAL page writes,
+// checkpoints and the fsync of synchronous=FULL, ~1.5–2 ms here) and its inserts stalled all HTTP traffic, and a batch
+// waiting for another process's lock slept the event loop for up to busy_timeout. The thread acknowledges a batch only
+// after its COMMIT returned, so a resolved write is as durable as before.
+// Every other write (machines, enrollment, transitions: transactions of several statements that read as they go)
+// stays on the main thread's connection, under a lease: the thread finishes its current batch, lends the write lock
+// and holds further batches until the main thread releases it. One round trip per such transaction, instead of one
+// per statement. Measured in bench/api and bench/fleet (BENCHMARKS.md, docs/decisions.md).
 import { Worker } from 'node:worker_threads';
-import {
-  CompiledQuery,
-  SqliteAdapter,
-  SqliteIntrospector,
-  SqliteQueryCompiler,
-  type DatabaseConnection,
-  type Dialect,
-  type Driver,
-  type Kysely,
-  type QueryResult,
-} from 'kysely';
 import type { MachineAction } from '../../core/actions.ts';
 import type { PendingAction } from '../batchWrites.ts';
 import type { ItemOutcome } from '../groupCommit.ts';
@@ -98,16 +89,19 @@ export class SqliteWriterThread {
     return reply;
   }
 
-  async execute<R>(sql: string, params: readonly unknown[]): Promise<QueryResult<R>> {
+  /**
+   * Runs `fn` (a write on the main thread's own connection) while this thread holds back its batches: the write
+   * lock is free for it as soon as the batch being committed has finished.
+   */
+  async withLease<T>(fn: () => Promise<T>): Promise<T> {
     if (this.closed) throw new Error('SQLite writer thread is closed');
     const id = this.nextId++;
-    const reply = await this.request({ id, sql, params: [...params] });
-    if ('error' in reply) throw decodeError(reply.error);
-    if ('rows' in reply) return { rows: reply.rows as R[] };
-    if ('changes' in reply) {
-      return { rows: [], numAffectedRows: BigInt(reply.changes), insertId: reply.lastInsertRowid };
+    await this.request({ id, lease: true });
+    try {
+      return await fn();
+    } finally {
+      if (!this.failure) this.worker.postMessage({ id: this.nextId++, release: true } satisfies WriterRequest);
     }
-    throw new Error('SQLite writer thread: unexpected reply');
   }
 
   /** Writes a whole group-commit batch in one message: one transaction there, outcomes per item here. */
@@ -132,64 +126,5 @@ export class SqliteWriterThread {
       await this.worker.terminate();
     })();
     return this.closed;
-  }
-}
-
-/** A Kysely dialect whose one connection is the writer thread's. Compiles like SQLite, executes over there. */
-export function writerThreadDialect(thread: SqliteWriterThread): Dialect {
-  return {
-    createAdapter: () => new SqliteAdapter(),
-    createQueryCompiler: () => new SqliteQueryCompiler(),
-    createIntrospector: (db: Kysely<unknown>) => new SqliteIntrospector(db),
-    createDriver: () => new WriterThreadDriver(thread),
-  };
-}
-
-class WriterThreadDriver implements Driver {
-  private tail: Promise<void> = Promise.resolve();
-  private release: (() => void) | null = null;
-  private readonly connection: DatabaseConnection;
-
-  constructor(private readonly thread: SqliteWriterThread) {
-    this.connection = {
-      executeQuery: <R>(q: CompiledQuery) => thread.execute<R>(q.sql, q.parameters),
-      streamQuery: () => {
-        throw new Error('streaming is not supported on the SQLite writer thread');
-      },
-    };
-  }
-
-  async init(): Promise<void> {}
-
-  /** One connection: a second user waits until the first released it (as Kysely's own SQLite driver does). */
-  async acquireConnection(): Promise<DatabaseConnection> {
-    const previous = this.tail;
-    let release!: () => void;
-    this.tail = new Promise<void>((r) => (release = r));
-    await previous;
-    this.release = release;
-    return this.connection;
-  }
-
-  async releaseConnection(): Promise<void> {
-    const r = this.release;
-    this.release = null;
-    r?.();
-  }
-
-  async beginTransaction(conn: DatabaseConnection): Promise<void> {
-    await conn.executeQuery(CompiledQuery.raw('begin'));
-  }
-
-  async commitTransaction(conn: DatabaseConnection): Promise<void> {
-    await conn.executeQuery(CompiledQuery.raw('commit'));
-  }
-
-  async rollbackTransaction(conn: DatabaseConnection): Promise<void> {
-    await conn.executeQuery(CompiledQuery.raw('rollback'));
-  }
-
-  async destroy(): Promise<void> {
-    await this.thread.close();
   }
 }

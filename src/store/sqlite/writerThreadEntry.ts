@@ -1,6 +1,6 @@
-// Runs inside the writer thread: owns the store's one writing SQLite connection. It executes the statements the
-// main thread's Kysely compiled, and whole group-commit batches (BatchWrites, the same code as in place), one
-// request at a time in arrival order. See writerThread.ts for why.
+// Runs inside the writer thread: writes whole group-commit batches (BatchWrites, the same code as in place) on its
+// own SQLite connection, one after another, and lends the write lock to the main thread between batches. See
+// writerThread.ts for why.
 import { parentPort, workerData } from 'node:worker_threads';
 import { Kysely, SqliteDialect } from 'kysely';
 import { BatchWrites } from '../batchWrites.ts';
@@ -22,11 +22,6 @@ const batches = new BatchWrites({
   transaction: (fn) => runTransaction(db, 'begin immediate', fn),
 });
 
-/** better-sqlite3 binds Buffers, not the plain Uint8Arrays a structured clone hands over. */
-function bindable(params: unknown[]): unknown[] {
-  return params.map((p) => (p instanceof Uint8Array && !Buffer.isBuffer(p) ? Buffer.from(p.buffer, p.byteOffset, p.byteLength) : p));
-}
-
 async function handle(req: WriterRequest): Promise<WriterReply> {
   try {
     if ('close' in req) {
@@ -37,33 +32,46 @@ async function handle(req: WriterRequest): Promise<WriterReply> {
       const outcomes = req.batch === 'actions' ? await batches.writeActions(req.items) : await batches.writeAudit(req.items);
       return { id: req.id, outcomes: encodeOutcomes<unknown>(outcomes) as never };
     }
-    const stmt = sqlite.prepare(req.sql);
-    if (stmt.reader) return { id: req.id, rows: stmt.all(bindable(req.params)) as unknown[] };
-    const { changes, lastInsertRowid } = stmt.run(bindable(req.params));
-    return { id: req.id, changes, lastInsertRowid: BigInt(lastInsertRowid) };
+    throw new Error('writer thread: unexpected request');
   } catch (err) {
     return { id: req.id, error: encodeError(err) };
   }
 }
 
-// One request after another: a batch's transaction never interleaves with another statement. A batch that
-// arrives while the main thread has a transaction of its own open (BEGIN … COMMIT, several messages) waits for
-// it to end; the batches themselves do not wait for each other's replies, so the main thread can send the next
-// one while this one commits (the writer is never idle waiting for the busy main thread).
-let tail: Promise<void> = Promise.resolve();
+// Requests run one after another, in arrival order. While the main thread holds the lease (its own transaction on
+// its own connection, between `lease` and `release`), batches wait here; they never wait for each other's replies,
+// so the main thread can send the next batch while this one commits.
+let leased = false;
 const deferred: WriterRequest[] = [];
+let tail: Promise<void> = Promise.resolve();
+
 async function run(req: WriterRequest): Promise<void> {
   port!.postMessage(await handle(req));
   if ('close' in req) port!.close();
 }
+
 port.on('message', (req: WriterRequest) => {
   tail = tail.then(async () => {
-    if ('batch' in req && sqlite.inTransaction) {
+    if ('lease' in req) {
+      leased = true;
+      port!.postMessage({ id: req.id, granted: true } satisfies WriterReply);
+      return;
+    }
+    if ('release' in req) {
+      leased = false;
+      while (deferred.length > 0 && !leased) await run(deferred.shift()!);
+      return;
+    }
+    if (leased && 'batch' in req) {
       deferred.push(req);
       return;
     }
+    if ('close' in req) {
+      // Whatever was accepted is written before the connection closes.
+      leased = false;
+      while (deferred.length > 0) await run(deferred.shift()!);
+    }
     await run(req);
-    while (deferred.length > 0 && !sqlite.inTransaction) await run(deferred.shift()!);
   });
 });
 
