@@ -19,7 +19,11 @@ export interface StartOptions {
 }
 
 export async function startServer(config: ServerConfig, opts: StartOptions = {}): Promise<RunningServer> {
-  const store = await openStore({ databaseUrl: config.databaseUrl ?? undefined, dataDir: config.dataDir });
+  const store = await openStore({
+    databaseUrl: config.databaseUrl ?? undefined,
+    dataDir: config.dataDir,
+    sqliteWriterThread: config.sqliteWriterThread,
+  });
   let built: BuiltServer;
   let limits: SharedRateLimits | null = null;
   try {

@@ -26,6 +26,8 @@ export interface ServerConfig {
   externalIssuers: ExternalIssuerConfig[];
   /** The simulator/demo admin API outside /api; off unless demo or explicitly enabled. */
   adminApi: boolean;
+  /** SQLite only: write group-commit batches on a thread of their own (see src/store/sqlite/writerThread.ts). */
+  sqliteWriterThread: boolean;
   /** Seconds without traffic after which a device connection is considered dead. */
   deviceIdleTimeoutSec: number;
   logLevel: string;
@@ -47,6 +49,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   bodyLimit: 1024 * 1024,
   externalIssuers: [],
   adminApi: false,
+  sqliteWriterThread: false,
   deviceIdleTimeoutSec: 90,
   logLevel: 'warn',
   userLockout: { ...DEFAULT_USER_LOCKOUT },
@@ -79,6 +82,9 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env, base: Server
     maxFailures: num(env.TOURNIQUET_LOCKOUT_THRESHOLD) ?? lockout.maxFailures,
     lockSeconds: num(env.TOURNIQUET_LOCKOUT_SECONDS) ?? lockout.lockSeconds,
   };
+  if (env.TOURNIQUET_SQLITE_WRITER_THREAD) {
+    c.sqliteWriterThread = env.TOURNIQUET_SQLITE_WRITER_THREAD === '1' || env.TOURNIQUET_SQLITE_WRITER_THREAD === 'true';
+  }
   if (env.TOURNIQUET_ADMIN_API) c.adminApi = env.TOURNIQUET_ADMIN_API === '1' || env.TOURNIQUET_ADMIN_API === 'true';
   if (env.TOURNIQUET_EXTERNAL_ISSUER) {
     // JSON array of ExternalIssuerConfig, or a single object.

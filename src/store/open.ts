@@ -30,11 +30,16 @@ export function parseDatabaseUrl(raw: string): { url: string; schema?: string } 
   return { url: parsed.toString(), schema: schemas[0]! };
 }
 
-export async function openStore(opts: { databaseUrl?: string | null; dataDir: string }): Promise<Store> {
+export async function openStore(opts: {
+  databaseUrl?: string | null;
+  dataDir: string;
+  /** SQLite only: group-commit batches on a writer thread (src/store/sqlite/writerThread.ts). */
+  sqliteWriterThread?: boolean;
+}): Promise<Store> {
   const raw = opts.databaseUrl?.trim();
   if (raw) {
     const { url, schema } = parseDatabaseUrl(raw);
     return openPostgresStore(schema === undefined ? { url } : { url, schema });
   }
-  return openSqliteStore({ path: join(opts.dataDir, SQLITE_FILE_NAME) });
+  return openSqliteStore({ path: join(opts.dataDir, SQLITE_FILE_NAME), writerThread: opts.sqliteWriterThread === true });
 }

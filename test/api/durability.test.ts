@@ -15,10 +15,15 @@ import { machine } from '../store/fixtures.ts';
 
 const BIN = join(import.meta.dirname, '../../bin/tourniquet.js');
 
-function startChild(dataDir: string): Promise<{ child: ChildProcess; url: string }> {
+function startChild(dataDir: string, writerThread: boolean): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(process.execPath, [BIN, 'serve', '--port', '0', '--data', dataDir], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, TOURNIQUET_RATE_PER_MINUTE: '1000000', TOURNIQUET_RATE_PER_HOUR: '10000000' },
+    env: {
+      ...process.env,
+      TOURNIQUET_RATE_PER_MINUTE: '1000000',
+      TOURNIQUET_RATE_PER_HOUR: '10000000',
+      TOURNIQUET_SQLITE_WRITER_THREAD: writerThread ? '1' : '0',
+    },
   });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('server did not start')), 20_000);
@@ -37,67 +42,69 @@ function startChild(dataDir: string): Promise<{ child: ChildProcess; url: string
 }
 
 describe('durability', () => {
-  it('keeps every acknowledged action across kill -9', async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), 'tq-durable-'));
-    try {
-      const created = spawnSync(
-        process.execPath,
-        [BIN, 'apps', 'create', '--name', 'burst', '--roles', 'Machine.StopAndQuarantine,Machine.Read.All', '--data', dataDir, '--json'],
-        { encoding: 'utf8' },
-      );
-      assert.equal(created.status, 0, created.stderr);
-      const creds = JSON.parse(created.stdout);
-      const store = await openSqliteStore({ path: join(dataDir, 'tourniquet.db') });
-      const machineId = randomBytes(20).toString('hex');
-      const now = nowTimestamp();
-      await store.upsertMachine(machine({ id: machineId, computerDnsName: 'burst-target', lastSeen: now, capabilities: [] }));
-      await store.close();
-
-      const first = await startChild(dataDir);
-      const token = await fetchToken(first.url, creds);
-      const acknowledged: string[] = [];
-      let killed = false;
-      const worker = async () => {
-        while (!killed) {
-          try {
-            const res = await fetch(`${first.url}/api/machines/${machineId}/StopAndQuarantineFile`, {
-              method: 'POST',
-              headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-              body: JSON.stringify({ Comment: 'burst', Sha1: randomBytes(20).toString('hex') }),
-            });
-            const body = await res.text();
-            if (res.status === 201) acknowledged.push(JSON.parse(body).id);
-            if (acknowledged.length >= 300 && !killed) {
-              killed = true;
-              first.child.kill('SIGKILL');
-            }
-          } catch {
-            return; // connection reset by the kill
-          }
-        }
-      };
-      await Promise.all(Array.from({ length: 16 }, worker));
-      await new Promise((r) => (first.child.exitCode !== null || first.child.signalCode ? r(null) : first.child.once('exit', r)));
-      assert.ok(acknowledged.length >= 300);
-
-      const second = await startChild(dataDir);
+  for (const writerThread of [false, true]) {
+    it(`keeps every acknowledged action across kill -9${writerThread ? ' (TOURNIQUET_SQLITE_WRITER_THREAD=1)' : ''}`, async () => {
+      const dataDir = mkdtempSync(join(tmpdir(), 'tq-durable-'));
       try {
-        const token2 = await fetchToken(second.url, creds);
-        const res = await fetch(`${second.url}/api/machineactions?$top=10000&$filter=machineId eq '${machineId}'`, {
-          headers: { authorization: `Bearer ${token2}` },
-        });
-        const list = (await res.json()) as { value: { id: string; relatedFileInfo: { fileIdentifier: string } }[] };
-        const ids = new Set(list.value.map((a) => a.id));
-        for (const id of acknowledged) assert.ok(ids.has(id), `acknowledged action ${id} lost`);
-        assert.equal(ids.size, list.value.length, 'no action twice');
-        const hashes = new Set(list.value.map((a) => a.relatedFileInfo.fileIdentifier));
-        assert.equal(hashes.size, list.value.length, 'no request recorded twice');
+        const created = spawnSync(
+          process.execPath,
+          [BIN, 'apps', 'create', '--name', 'burst', '--roles', 'Machine.StopAndQuarantine,Machine.Read.All', '--data', dataDir, '--json'],
+          { encoding: 'utf8' },
+        );
+        assert.equal(created.status, 0, created.stderr);
+        const creds = JSON.parse(created.stdout);
+        const store = await openSqliteStore({ path: join(dataDir, 'tourniquet.db') });
+        const machineId = randomBytes(20).toString('hex');
+        const now = nowTimestamp();
+        await store.upsertMachine(machine({ id: machineId, computerDnsName: 'burst-target', lastSeen: now, capabilities: [] }));
+        await store.close();
+
+        const first = await startChild(dataDir, writerThread);
+        const token = await fetchToken(first.url, creds);
+        const acknowledged: string[] = [];
+        let killed = false;
+        const worker = async () => {
+          while (!killed) {
+            try {
+              const res = await fetch(`${first.url}/api/machines/${machineId}/StopAndQuarantineFile`, {
+                method: 'POST',
+                headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+                body: JSON.stringify({ Comment: 'burst', Sha1: randomBytes(20).toString('hex') }),
+              });
+              const body = await res.text();
+              if (res.status === 201) acknowledged.push(JSON.parse(body).id);
+              if (acknowledged.length >= 300 && !killed) {
+                killed = true;
+                first.child.kill('SIGKILL');
+              }
+            } catch {
+              return; // connection reset by the kill
+            }
+          }
+        };
+        await Promise.all(Array.from({ length: 16 }, worker));
+        await new Promise((r) => (first.child.exitCode !== null || first.child.signalCode ? r(null) : first.child.once('exit', r)));
+        assert.ok(acknowledged.length >= 300);
+
+        const second = await startChild(dataDir, writerThread);
+        try {
+          const token2 = await fetchToken(second.url, creds);
+          const res = await fetch(`${second.url}/api/machineactions?$top=10000&$filter=machineId eq '${machineId}'`, {
+            headers: { authorization: `Bearer ${token2}` },
+          });
+          const list = (await res.json()) as { value: { id: string; relatedFileInfo: { fileIdentifier: string } }[] };
+          const ids = new Set(list.value.map((a) => a.id));
+          for (const id of acknowledged) assert.ok(ids.has(id), `acknowledged action ${id} lost`);
+          assert.equal(ids.size, list.value.length, 'no action twice');
+          const hashes = new Set(list.value.map((a) => a.relatedFileInfo.fileIdentifier));
+          assert.equal(hashes.size, list.value.length, 'no request recorded twice');
+        } finally {
+          second.child.kill('SIGTERM');
+          await new Promise((r) => second.child.once('exit', r));
+        }
       } finally {
-        second.child.kill('SIGTERM');
-        await new Promise((r) => second.child.once('exit', r));
+        rmSync(dataDir, { recursive: true, force: true });
       }
-    } finally {
-      rmSync(dataDir, { recursive: true, force: true });
-    }
-  });
+    });
+  }
 });

@@ -4,8 +4,8 @@ import { openSqliteStore } from '../../src/store/sqlite/openSqliteStore.ts';
 import { action, keyOf, machine } from './fixtures.ts';
 
 const path = process.argv[2];
-if (!path) throw new Error('usage: durabilityChild.ts <db path>');
-const store = await openSqliteStore({ path });
+if (!path) throw new Error('usage: durabilityChild.ts <db path> [writer-thread]');
+const store = await openSqliteStore({ path, writerThread: process.argv[3] === 'writer-thread' });
 const m = machine();
 await store.upsertMachine(m);
 process.stdout.write('ready\n');

@@ -18,33 +18,36 @@ const root = mkdtempSync(join(tmpdir(), 'tourniquet-store-'));
 const paths = new Map<Store, string>();
 let n = 0;
 
-registerStoreSuite({
-  name: 'sqlite',
-  async open() {
-    const path = join(root, `db${++n}`, 'tourniquet.db');
-    const s = await openSqliteStore({ path });
-    paths.set(s, path);
-    return s;
-  },
-  async openSibling(s) {
-    const path = paths.get(s)!;
-    const s2 = await openSqliteStore({ path });
-    paths.set(s2, path);
-    return s2;
-  },
-  async exec(s, sqlText) {
-    const db = new BetterSqlite3(paths.get(s)!);
-    try {
-      db.exec(sqlText);
-    } finally {
-      db.close();
-    }
-  },
-  crossInstanceNotifications: false,
-  async cleanup() {
-    rmSync(root, { recursive: true, force: true });
-  },
-});
+// In place (the default), and with group-commit batches on the writer thread (TOURNIQUET_SQLITE_WRITER_THREAD=1).
+for (const writerThread of [false, true]) {
+  registerStoreSuite({
+    name: writerThread ? 'sqlite (writer thread)' : 'sqlite',
+    async open() {
+      const path = join(root, `db${++n}`, 'tourniquet.db');
+      const s = await openSqliteStore({ path, writerThread });
+      paths.set(s, path);
+      return s;
+    },
+    async openSibling(s) {
+      const path = paths.get(s)!;
+      const s2 = await openSqliteStore({ path, writerThread });
+      paths.set(s2, path);
+      return s2;
+    },
+    async exec(s, sqlText) {
+      const db = new BetterSqlite3(paths.get(s)!);
+      try {
+        db.exec(sqlText);
+      } finally {
+        db.close();
+      }
+    },
+    crossInstanceNotifications: false,
+    async cleanup() {
+      rmSync(root, { recursive: true, force: true });
+    },
+  });
+}
 
 describe('sqlite: files and durability', () => {
   it('creates the parent directory and private files, in WAL mode; reopening migrates nothing twice', async () => {
@@ -95,40 +98,42 @@ describe('sqlite: files and durability', () => {
     await s.close();
   });
 
-  it('keeps every acknowledged action through SIGKILL mid-burst, none twice', async () => {
-    const path = join(root, 'kill', 'tourniquet.db');
-    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./durabilityChild.ts', import.meta.url)), path], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const acknowledged: string[] = [];
-    let buffer = '';
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
-    await new Promise<void>((resolve, reject) => {
-      child.on('error', reject);
-      child.on('exit', () => reject(new Error('child exited before the kill')));
-      child.stdout!.on('data', (chunk: Buffer) => {
-        buffer += chunk.toString();
-        const lines = buffer.split('\n');
-        buffer = lines.pop()!;
-        for (const line of lines) if (line !== 'ready') acknowledged.push(line);
-        if (acknowledged.length >= 1500) {
-          child.kill('SIGKILL');
-          resolve();
-        }
+  for (const mode of ['in place', 'writer-thread'] as const) {
+    it(`keeps every acknowledged action through SIGKILL mid-burst, none twice (${mode})`, async () => {
+      const path = join(root, `kill-${mode.replace(' ', '-')}`, 'tourniquet.db');
+      const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./durabilityChild.ts', import.meta.url)), path, mode], {
+        stdio: ['ignore', 'pipe', 'inherit'],
       });
-    });
-    assert.equal(await exited, 'SIGKILL');
-    // Lines already in the pipe when the child died were acknowledged too.
-    for (const line of buffer.split('\n')) if (/^[0-9a-f-]{36}$/.test(line)) acknowledged.push(line);
+      const acknowledged: string[] = [];
+      let buffer = '';
+      const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+      await new Promise<void>((resolve, reject) => {
+        child.on('error', reject);
+        child.on('exit', () => reject(new Error('child exited before the kill')));
+        child.stdout!.on('data', (chunk: Buffer) => {
+          buffer += chunk.toString();
+          const lines = buffer.split('\n');
+          buffer = lines.pop()!;
+          for (const line of lines) if (line !== 'ready') acknowledged.push(line);
+          if (acknowledged.length >= 1500) {
+            child.kill('SIGKILL');
+            resolve();
+          }
+        });
+      });
+      assert.equal(await exited, 'SIGKILL');
+      // Lines already in the pipe when the child died were acknowledged too.
+      for (const line of buffer.split('\n')) if (/^[0-9a-f-]{36}$/.test(line)) acknowledged.push(line);
 
-    const s = await openSqliteStore({ path });
-    const { items, count } = await s.listActions(query({ count: true, top: 10_000 }));
-    await s.close();
-    const stored = new Set(items.map((a) => a.id));
-    assert.equal(stored.size, items.length, 'no action stored twice');
-    assert.equal(count, items.length);
-    const missing = acknowledged.filter((id) => !stored.has(id));
-    assert.deepEqual(missing, [], 'every acknowledged action survived');
-    assert.ok(acknowledged.length >= 1500);
-  });
+      const s = await openSqliteStore({ path });
+      const { items, count } = await s.listActions(query({ count: true, top: 10_000 }));
+      await s.close();
+      const stored = new Set(items.map((a) => a.id));
+      assert.equal(stored.size, items.length, 'no action stored twice');
+      assert.equal(count, items.length);
+      const missing = acknowledged.filter((id) => !stored.has(id));
+      assert.deepEqual(missing, [], 'every acknowledged action survived');
+      assert.ok(acknowledged.length >= 1500);
+    });
+  }
 });

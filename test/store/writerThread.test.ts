@@ -1,6 +1,6 @@
-// The SQLite store's writer thread: what users rely on when writes leave the main thread — nothing interleaves
-// wrongly, errors keep their meaning, a lock held elsewhere never freezes the server, and an idle store never
-// keeps the process alive. (The whole store suite and the SIGKILL durability test also run through it.)
+// The SQLite store's writer thread (TOURNIQUET_SQLITE_WRITER_THREAD=1): what users rely on when batches leave the main
+// thread — nothing interleaves wrongly, errors keep their meaning, a lock held elsewhere never freezes the server, and
+// an idle store never keeps the process alive. (The whole store suite also runs through it, in sqlite.test.ts.)
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -20,7 +20,7 @@ const freshPath = () => join(root, `w${++n}`, 'tourniquet.db');
 
 describe('sqlite writer thread', () => {
   it('keeps batches and multi-statement transactions apart when they overlap', async () => {
-    const s = await openSqliteStore({ path: freshPath() });
+    const s = await openSqliteStore({ path: freshPath(), writerThread: true });
     const m = machine();
     await s.upsertMachine(m);
     // Machine upserts are BEGIN … COMMIT transactions of several messages; action and audit batches arrive
@@ -45,7 +45,7 @@ describe('sqlite writer thread', () => {
   });
 
   it('reports a duplicate as ActiveRequestAlreadyExists and a constraint failure with its SQLite code', async () => {
-    const s = await openSqliteStore({ path: freshPath() });
+    const s = await openSqliteStore({ path: freshPath(), writerThread: true });
     const m = machine();
     await s.upsertMachine(m);
     const a = action(m);
@@ -68,7 +68,7 @@ describe('sqlite writer thread', () => {
 
   it('waits for another connection’s write lock without stalling the event loop', async () => {
     const path = freshPath();
-    const s = await openSqliteStore({ path });
+    const s = await openSqliteStore({ path, writerThread: true });
     const m = machine();
     await s.upsertMachine(m);
     const other = new BetterSqlite3(path);
@@ -101,7 +101,7 @@ describe('sqlite writer thread', () => {
     const script = `
       import { openSqliteStore } from ${JSON.stringify(new URL('../../src/store/sqlite/openSqliteStore.ts', import.meta.url).href)};
       import { action, keyOf, machine } from ${JSON.stringify(new URL('./fixtures.ts', import.meta.url).href)};
-      const s = await openSqliteStore({ path: process.argv[1] });
+      const s = await openSqliteStore({ path: process.argv[1], writerThread: true });
       const m = machine();
       await s.upsertMachine(m);
       const a = action(m);
@@ -132,8 +132,8 @@ describe('sqlite writer thread', () => {
     await s.close();
   });
 
-  it('can be turned off (the measurement baseline) and behaves the same', async () => {
-    const s = await openSqliteStore({ path: freshPath(), writerThread: false });
+  it('refuses the second of two racing twins, as in place', async () => {
+    const s = await openSqliteStore({ path: freshPath(), writerThread: true });
     assert.deepEqual(await raceTwinActions(s), ['fulfilled', 'rejected']);
     await s.close();
   });

@@ -23,8 +23,8 @@ export interface SqliteStoreOptions {
   /** How long a writer waits for another process's write lock before failing (default 5000 ms). */
   busyTimeoutMs?: number;
   /**
-   * Execute writes on a thread of their own (default on for files; a :memory: database is private to its one
-   * connection, so it never has one). Off only to measure what it buys.
+   * Write group-commit batches on a thread of their own (default off; see writerThread.ts for what it buys and
+   * costs). A :memory: database is private to its one connection, so it never has one.
    */
   writerThread?: boolean;
 }
@@ -87,7 +87,7 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> 
     await db.destroy();
     throw err;
   }
-  if (memory || opts.writerThread === false) return new KyselyStore(db, dialect, new LocalNotifier());
+  if (memory || opts.writerThread !== true) return new KyselyStore(db, dialect, new LocalNotifier());
   let writer: SqliteWriterThread;
   try {
     writer = await SqliteWriterThread.start({ file, busyTimeoutMs: opts.busyTimeoutMs ?? 5000 });

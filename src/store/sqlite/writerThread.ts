@@ -1,4 +1,5 @@
-// The SQLite store writes its group-commit batches (new actions with their audit entries, audit entries alone) on a
+// With TOURNIQUET_SQLITE_WRITER_THREAD=1 (off by default: see docs/decisions.md for the trade-off measured), the
+// SQLite store writes its group-commit batches (new actions with their audit entries, audit entries alone) on a
 // thread of its own. better-sqlite3 is synchronous: on the main thread every batch's commit (WAL page writes,
 // checkpoints and the fsync of synchronous=FULL, ~1.5–2 ms here) and its inserts stalled all HTTP traffic, and a batch
 // waiting for another process's lock slept the event loop for up to busy_timeout. The thread acknowledges a batch only
