@@ -1,14 +1,10 @@
 // POST StopAndQuarantineFile throughput and latency with durable commits, against a bare Fastify hello-world
 // measured in the same run. Loopback only; bounded in time.
-import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fetchToken } from '../../test/helpers/testServer.ts';
-import { openSqliteStore } from '../../src/store/sqlite/openSqliteStore.ts';
-import { nowTimestamp } from '../../src/server/clock.ts';
-import { machine } from '../../test/store/fixtures.ts';
+import { fetchToken, prepareBurstDataDir } from '../../test/helpers/testServer.ts';
 import type autocannon from 'autocannon';
 import { load, startChild, type Child, type LoadResult } from '../lib.ts';
 
@@ -43,18 +39,7 @@ export async function benchApi() {
   const dataDir = mkdtempSync(join(tmpdir(), 'tq-bench-api-'));
   const children: Child[] = [];
   try {
-    const created = spawnSync(
-      process.execPath,
-      [BIN, 'apps', 'create', '--name', 'bench', '--roles', 'Machine.StopAndQuarantine,Machine.Read.All', '--data', dataDir, '--json'],
-      { encoding: 'utf8' },
-    );
-    if (created.status !== 0) throw new Error(created.stderr);
-    const creds = JSON.parse(created.stdout);
-    const store = await openSqliteStore({ path: join(dataDir, 'tourniquet.db') });
-    const machineId = randomBytes(20).toString('hex');
-    const now = nowTimestamp();
-    await store.upsertMachine(machine({ id: machineId, computerDnsName: 'burst-target', lastSeen: now, capabilities: [] }));
-    await store.close();
+    const { creds, machineId } = await prepareBurstDataDir(dataDir, 'bench');
     const hello = await startChild(['--import', 'tsx', join(root, 'bench/api/helloServer.ts')]);
     children.push(hello);
     const server = await startChild([BIN, 'serve', '--port', '0', '--data', dataDir], {

@@ -1,17 +1,14 @@
 // Once the API has answered 201, the action survives a kill -9 of the server: every acknowledged action is
 // there after a restart, and none is there twice.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
-import { openSqliteStore } from '../../src/store/sqlite/openSqliteStore.ts';
-import { fetchToken } from '../helpers/testServer.ts';
-import { nowTimestamp } from '../../src/server/clock.ts';
-import { machine } from '../store/fixtures.ts';
+import { fetchToken, prepareBurstDataDir } from '../helpers/testServer.ts';
 
 const BIN = join(import.meta.dirname, '../../bin/tourniquet.js');
 
@@ -46,18 +43,7 @@ describe('durability', () => {
     it(`keeps every acknowledged action across kill -9${writerThread ? ' (TOURNIQUET_SQLITE_WRITER_THREAD=1)' : ''}`, async () => {
       const dataDir = mkdtempSync(join(tmpdir(), 'tq-durable-'));
       try {
-        const created = spawnSync(
-          process.execPath,
-          [BIN, 'apps', 'create', '--name', 'burst', '--roles', 'Machine.StopAndQuarantine,Machine.Read.All', '--data', dataDir, '--json'],
-          { encoding: 'utf8' },
-        );
-        assert.equal(created.status, 0, created.stderr);
-        const creds = JSON.parse(created.stdout);
-        const store = await openSqliteStore({ path: join(dataDir, 'tourniquet.db') });
-        const machineId = randomBytes(20).toString('hex');
-        const now = nowTimestamp();
-        await store.upsertMachine(machine({ id: machineId, computerDnsName: 'burst-target', lastSeen: now, capabilities: [] }));
-        await store.close();
+        const { creds, machineId } = await prepareBurstDataDir(dataDir, 'burst');
 
         const first = await startChild(dataDir, writerThread);
         const token = await fetchToken(first.url, creds);

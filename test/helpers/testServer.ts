@@ -1,4 +1,6 @@
 // A real Tourniquet server on 127.0.0.1 with a fresh SQLite store in a temp dir, plus helpers to get credentials.
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +11,7 @@ import { nowTimestamp } from '../../src/server/clock.ts';
 import { DEFAULT_CONFIG, type ServerConfig } from '../../src/server/config.ts';
 import { createApp, createEnrollToken, type CreatedApp } from '../../src/cli/credentials.ts';
 import { startServer, type RunningServer } from '../../src/cli/serve.ts';
+import { openSqliteStore } from '../../src/store/sqlite/openSqliteStore.ts';
 
 export interface TestServer extends RunningServer {
   dataDir: string;
@@ -117,4 +120,28 @@ export async function call(
     json = undefined;
   }
   return { status: res.status, headers: res.headers, text, json };
+}
+
+/**
+ * Prepares a data directory for a burst of POSTs against a server process: an app made with the real
+ * `tourniquet apps create` (credentials as the CLI prints them) and one machine ('burst-target') that takes any action.
+ */
+export async function prepareBurstDataDir(
+  dataDir: string,
+  appName: string,
+): Promise<{ creds: { tenantId: string; clientId: string; clientSecret: string }; machineId: string }> {
+  const bin = join(import.meta.dirname, '../../bin/tourniquet.js');
+  const roles = 'Machine.StopAndQuarantine,Machine.Read.All';
+  const created = spawnSync(process.execPath, [bin, 'apps', 'create', '--name', appName, '--roles', roles, '--data', dataDir, '--json'], {
+    encoding: 'utf8',
+  });
+  if (created.status !== 0) throw new Error(`apps create failed: ${created.stderr}`);
+  const store = await openSqliteStore({ path: join(dataDir, 'tourniquet.db') });
+  const machineId = randomBytes(20).toString('hex');
+  try {
+    await store.upsertMachine(machine({ id: machineId, computerDnsName: 'burst-target', lastSeen: nowTimestamp(), capabilities: [] }));
+  } finally {
+    await store.close();
+  }
+  return { creds: JSON.parse(created.stdout), machineId };
 }
