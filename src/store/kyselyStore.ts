@@ -16,6 +16,7 @@ import { BatchWrites, type PendingAction } from './batchWrites.ts';
 import { chunk, rowsPerStatement } from './statementChunks.ts';
 import { runTransaction } from './transaction.ts';
 import { PreparedQuery } from './preparedQuery.ts';
+import { MachineRowCache } from './machineRowCache.ts';
 import {
   checkAction,
   checkMachine,
@@ -131,6 +132,11 @@ function hotReads(db: Kysely<Database>) {
 export interface KyselyStoreOptions {
   /** Who writes the group-committed batches (SQLite: the writer thread, in one message); default: in place. */
   batches?: Pick<BatchWrites, 'writeActions' | 'writeAudit'> & { close(): Promise<void> };
+  /**
+   * Embedded databases: a number that changes whenever another connection commits (SQLite's data_version). With
+   * it, machine rows are kept between reads (MachineRowCache); without it (PostgreSQL, several nodes), never.
+   */
+  changeCounter?: () => number;
 }
 
 export class KyselyStore implements Store {
@@ -141,6 +147,7 @@ export class KyselyStore implements Store {
   private readonly auditCommitter: GroupCommitter<NewAuditEntry, AuditEntry>;
   private closing: Promise<void> | null = null;
   private hotReads: HotReads | null = null;
+  private readonly machineRows: MachineRowCache | null;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -149,9 +156,15 @@ export class KyselyStore implements Store {
     opts: KyselyStoreOptions = {},
   ) {
     this.kind = dialect.kind;
+    this.machineRows = opts.changeCounter ? new MachineRowCache(opts.changeCounter) : null;
     const batches =
       opts.batches ??
-      new BatchWrites({ dialect, write: (fn) => this.write(fn), transaction: (fn) => this.transaction(fn) });
+      // Batches write actions and audit entries only, never machines: they leave cached machine rows alone.
+      new BatchWrites({
+        dialect,
+        write: (fn) => this.dialect.serializeWrites(() => fn(this.db)),
+        transaction: (fn) => this.rawTransaction(fn),
+      });
     this.writeActions = (items) => batches.writeActions(items);
     this.closeBatches = opts.batches ? () => opts.batches!.close() : async () => undefined;
     this.actionCommitter = dialect.actionGroupCommit ? new GroupCommitter(this.writeActions, dialect.actionGroupCommit) : null;
@@ -167,12 +180,26 @@ export class KyselyStore implements Store {
 
   /** A single-statement write (atomic by itself). */
   private write<T>(fn: (db: Kysely<Database>) => Promise<T>): Promise<T> {
-    return this.dialect.serializeWrites(() => fn(this.db));
+    return this.invalidating(() => this.dialect.serializeWrites(() => fn(this.db)));
   }
 
   /** Several statements, all or nothing, on one connection. `fn` must use the connection it is given. */
   private transaction<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
+    return this.invalidating(() => this.rawTransaction(fn));
+  }
+
+  private rawTransaction<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T> {
     return this.dialect.serializeWrites(() => runTransaction(this.db, this.dialect.beginWrite, fn));
+  }
+
+  /** Any write may change a machine: cached rows go before it starts and again once it has committed. */
+  private async invalidating<T>(write: () => Promise<T>): Promise<T> {
+    this.machineRows?.clear();
+    try {
+      return await write();
+    } finally {
+      this.machineRows?.clear();
+    }
   }
 
   // ---- tenant, apps, keys, enroll tokens -------------------------------------------------------------------
@@ -318,8 +345,13 @@ export class KyselyStore implements Store {
   }
 
   async getMachine(id: string): Promise<Machine | null> {
-    const [r] = await this.hot.machineById.execute(this.db, id.toLowerCase());
-    return r ? machineFromRow(r) : null;
+    const key = id.toLowerCase();
+    const cached = this.machineRows?.get(key);
+    if (cached && 'row' in cached) return machineFromRow(cached.row);
+    const [r] = await this.hot.machineById.execute(this.db, key);
+    if (!r) return null;
+    if (cached) this.machineRows!.set(key, r, cached.ticket);
+    return machineFromRow(r);
   }
 
   async resolveMachine(idOrName: string, visibility?: Visibility): Promise<Machine | null> {

@@ -87,7 +87,10 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> 
     await db.destroy();
     throw err;
   }
-  if (memory || opts.writerThread !== true) return new KyselyStore(db, dialect, new LocalNotifier());
+  // Changes whenever another connection (another process, the writer thread) commits: cached machine rows then go.
+  const dataVersion = sqlite.prepare('pragma data_version').pluck();
+  const changeCounter = () => dataVersion.get() as number;
+  if (memory || opts.writerThread !== true) return new KyselyStore(db, dialect, new LocalNotifier(), { changeCounter });
   let writer: SqliteWriterThread;
   try {
     writer = await SqliteWriterThread.start({ file, busyTimeoutMs: opts.busyTimeoutMs ?? 5000 });
@@ -108,5 +111,5 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> 
     actionGroupCommit: dialect.actionGroupCommit && { ...dialect.actionGroupCommit, maxInFlight: WRITER_BATCHES_IN_FLIGHT },
     auditGroupCommit: { ...dialect.auditGroupCommit, maxInFlight: WRITER_BATCHES_IN_FLIGHT },
   };
-  return new KyselyStore(db, pipelined, new LocalNotifier(), { batches });
+  return new KyselyStore(db, pipelined, new LocalNotifier(), { batches, changeCounter });
 }
