@@ -16,7 +16,7 @@ import { BatchWrites, type PendingAction } from './batchWrites.ts';
 import { chunk, rowsPerStatement } from './statementChunks.ts';
 import { runTransaction } from './transaction.ts';
 import { PreparedQuery } from './preparedQuery.ts';
-import { MachineRowCache } from './machineRowCache.ts';
+import { MachineRowCache, type WriteEpoch } from './machineRowCache.ts';
 import {
   checkAction,
   checkMachine,
@@ -137,6 +137,8 @@ export interface KyselyStoreOptions {
    * it, machine rows are kept between reads (MachineRowCache); without it (PostgreSQL, several nodes), never.
    */
   changeCounter?: () => number;
+  /** With changeCounter: shared by every store on the same file in this process (see MachineRowCache). */
+  writeEpoch?: WriteEpoch;
 }
 
 export class KyselyStore implements Store {
@@ -156,7 +158,9 @@ export class KyselyStore implements Store {
     opts: KyselyStoreOptions = {},
   ) {
     this.kind = dialect.kind;
-    this.machineRows = opts.changeCounter ? new MachineRowCache(opts.changeCounter) : null;
+    this.machineRows = opts.changeCounter
+      ? new MachineRowCache(opts.changeCounter, opts.writeEpoch ?? { value: 0 })
+      : null;
     const batches =
       opts.batches ??
       // Batches write actions and audit entries only, never machines: they leave cached machine rows alone.

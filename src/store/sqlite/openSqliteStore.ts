@@ -13,6 +13,7 @@ import type { PendingAction } from '../batchWrites.ts';
 import { openConnection } from './connection.ts';
 import { SQLITE_MAX_PARAMETERS } from './limits.ts';
 import { SqliteWriterThread } from './writerThread.ts';
+import type { WriteEpoch } from '../machineRowCache.ts';
 import { withKeyLock } from '../writeLock.ts';
 
 export interface SqliteStoreOptions {
@@ -33,6 +34,9 @@ const MIGRATION_ATTEMPTS = 20;
 
 /** Group-commit batches queued at the writer thread at once: one committing, one ready behind it. */
 const WRITER_BATCHES_IN_FLIGHT = 2;
+
+/** Per database file (by its lock key): bumped by every write any store of this process makes to it. */
+const writeEpochs = new Map<string, WriteEpoch>();
 
 function isBusy(err: unknown): boolean {
   for (let e: unknown = err; e instanceof Error; e = e.cause) {
@@ -90,7 +94,9 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> 
   // Changes whenever another connection (another process, the writer thread) commits: cached machine rows then go.
   const dataVersion = sqlite.prepare('pragma data_version').pluck();
   const changeCounter = () => dataVersion.get() as number;
-  if (memory || opts.writerThread !== true) return new KyselyStore(db, dialect, new LocalNotifier(), { changeCounter });
+  let writeEpoch = writeEpochs.get(lockKey);
+  if (!writeEpoch) writeEpochs.set(lockKey, (writeEpoch = { value: 0 }));
+  if (memory || opts.writerThread !== true) return new KyselyStore(db, dialect, new LocalNotifier(), { changeCounter, writeEpoch });
   let writer: SqliteWriterThread;
   try {
     writer = await SqliteWriterThread.start({ file, busyTimeoutMs: opts.busyTimeoutMs ?? 5000 });
@@ -111,5 +117,5 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> 
     actionGroupCommit: dialect.actionGroupCommit && { ...dialect.actionGroupCommit, maxInFlight: WRITER_BATCHES_IN_FLIGHT },
     auditGroupCommit: { ...dialect.auditGroupCommit, maxInFlight: WRITER_BATCHES_IN_FLIGHT },
   };
-  return new KyselyStore(db, pipelined, new LocalNotifier(), { batches, changeCounter });
+  return new KyselyStore(db, pipelined, new LocalNotifier(), { batches, changeCounter, writeEpoch });
 }
