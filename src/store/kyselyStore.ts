@@ -1,7 +1,7 @@
 // The Store, once, over Kysely: SQLite and PostgreSQL run these same queries. Dialect differences (locking,
 // transaction start, batching, notifications) come in through a small StoreDialect and a Notifier.
 import { sql } from 'kysely';
-import type { Kysely, SqlBool, Updateable } from 'kysely';
+import type { Expression, ExpressionBuilder, Kysely, SqlBool, Updateable } from 'kysely';
 import type { ActionStatus, DeviceResultRecord, MachineAction, Transition } from '../core/actions.ts';
 import { ACTION_STATUSES, ACTIVE_STATUSES, HRESULT, isFinal, nextStatus } from '../core/actions.ts';
 import type { Machine } from '../core/machines.ts';
@@ -456,10 +456,8 @@ export class KyselyStore implements Store {
     checkTimestamp('to', to);
     checkVisibility(visibility);
     if (visibility && visibility.rbacGroupIds.length === 0) return [];
-    const rows = await this.db
-      .selectFrom('machines as m')
-      .selectAll('m')
-      .where((eb) =>
+    return this.visibleMachinesWhere(
+      (eb) =>
         eb.exists(
           eb
             .selectFrom('machine_ips as i')
@@ -469,7 +467,19 @@ export class KyselyStore implements Store {
             .where('i.first_seen', '<=', to)
             .where('i.last_seen', '>=', from),
         ),
-      )
+      visibility,
+    );
+  }
+
+  /** Machines matching `where` among those the caller may see, most recently seen first. */
+  private async visibleMachinesWhere(
+    where: (eb: ExpressionBuilder<Database & { m: MachinesTable }, 'm'>) => Expression<SqlBool>,
+    visibility: Visibility | undefined,
+  ): Promise<Machine[]> {
+    const rows = await this.db
+      .selectFrom('machines as m')
+      .selectAll('m')
+      .where(where)
       .$if(visibility !== undefined, (qb) => qb.where('m.rbac_group_id', 'in', visibility!.rbacGroupIds))
       .orderBy('m.last_seen', 'desc')
       .orderBy('m.id')
@@ -669,10 +679,8 @@ export class KyselyStore implements Store {
   async machinesForFile(sha1: string, visibility?: Visibility): Promise<Machine[]> {
     checkVisibility(visibility);
     if (visibility && visibility.rbacGroupIds.length === 0) return [];
-    const rows = await this.db
-      .selectFrom('machines as m')
-      .selectAll('m')
-      .where((eb) =>
+    return this.visibleMachinesWhere(
+      (eb) =>
         eb.exists(
           eb
             .selectFrom('file_observations as o')
@@ -680,12 +688,8 @@ export class KyselyStore implements Store {
             .whereRef('o.machine_id', '=', 'm.id')
             .where('o.sha1', '=', sha1.toLowerCase()),
         ),
-      )
-      .$if(visibility !== undefined, (qb) => qb.where('m.rbac_group_id', 'in', visibility!.rbacGroupIds))
-      .orderBy('m.last_seen', 'desc')
-      .orderBy('m.id')
-      .execute();
-    return rows.map(machineFromRow);
+      visibility,
+    );
   }
 
   async fileSeenOnMachine(machineId: string, sha1: string): Promise<'seen' | 'notSeen' | 'unknown'> {

@@ -166,14 +166,9 @@ export class TreeKiller {
     }
   }
 
-  /**
-   * Stops `matches` and, round after round, every descendant of a stopped member (and any new match that
-   * `rescan` reports) until a round adds nobody. A stopped process cannot fork, so the closure is final.
-   */
-  async freeze(matches: ProcessMatch[], opts: { respawned?: boolean; rescan?: () => ProcessMatch[] } = {}): Promise<TreeMember[]> {
-    const respawned = opts.respawned ?? false;
+  /** Adds (and stops) matched processes not yet in the tree; returns the ones it added. */
+  private addMatches(matches: ProcessMatch[], respawned: boolean): TreeMember[] {
     const added: TreeMember[] = [];
-    let batch: TreeMember[] = [];
     for (const m of matches) {
       const member = this.add({
         pid: m.pid,
@@ -184,8 +179,19 @@ export class TreeKiller {
         matchedBy: m.matchedBy,
         respawned,
       });
-      if (member) batch.push(member);
+      if (member) added.push(member);
     }
+    return added;
+  }
+
+  /**
+   * Stops `matches` and, round after round, every descendant of a stopped member (and any new match that
+   * `rescan` reports) until a round adds nobody. A stopped process cannot fork, so the closure is final.
+   */
+  async freeze(matches: ProcessMatch[], opts: { respawned?: boolean; rescan?: () => ProcessMatch[] } = {}): Promise<TreeMember[]> {
+    const respawned = opts.respawned ?? false;
+    const added: TreeMember[] = [];
+    let batch = this.addMatches(matches, respawned);
     for (let round = 0; round < this.maxRounds && batch.length > 0; round++) {
       added.push(...batch);
       await this.waitStopped(batch);
@@ -203,20 +209,7 @@ export class TreeKiller {
         });
         if (member) batch.push(member);
       }
-      if (batch.length === 0 && opts.rescan) {
-        for (const m of opts.rescan()) {
-          const member = this.add({
-            pid: m.pid,
-            ppid: m.ppid,
-            startTime: m.startTime,
-            exe: m.exe,
-            cmdline: m.cmdline,
-            matchedBy: m.matchedBy,
-            respawned,
-          });
-          if (member) batch.push(member);
-        }
-      }
+      if (batch.length === 0 && opts.rescan) batch = this.addMatches(opts.rescan(), respawned);
     }
     for (const m of batch) {
       // Closure did not converge within maxRounds: these are stopped but their children were not walked.

@@ -101,35 +101,25 @@ function collectOptions(query: QueryInput): Map<string, string> {
   return options;
 }
 
-function parseTop(text: string): number {
+/** `$top` / `$skip`: a non-negative integer within its limit, refused in the live service's words otherwise. */
+function parsePaging(option: 'top' | 'skip', text: string, limit: number): number {
+  const name = option === 'top' ? 'Top' : 'Skip';
   const value = text.trim();
   if (!/^\d+$/.test(value)) {
     throw invalidQuery(
-      `Invalid value '${text}' for $top query option found. The $top query option requires a non-negative integer value.`,
+      `Invalid value '${text}' for $${option} query option found. The $${option} query option requires a non-negative integer value.`,
     );
   }
-  if (exceeds(value, MAX_TOP)) {
+  if (exceeds(value, limit)) {
     throw invalidQuery(
-      `The limit of '${MAX_TOP}' for Top query has been exceeded. The value from the incoming request is '${value}'.`,
+      `The limit of '${limit}' for ${name} query has been exceeded. The value from the incoming request is '${value}'.`,
     );
   }
   return Number(value);
 }
 
-function parseSkip(text: string): number {
-  const value = text.trim();
-  if (!/^\d+$/.test(value)) {
-    throw invalidQuery(
-      `Invalid value '${text}' for $skip query option found. The $skip query option requires a non-negative integer value.`,
-    );
-  }
-  if (exceeds(value, MAX_SKIP)) {
-    throw invalidQuery(
-      `The limit of '${MAX_SKIP}' for Skip query has been exceeded. The value from the incoming request is '${value}'.`,
-    );
-  }
-  return Number(value);
-}
+const parseTop = (text: string): number => parsePaging('top', text, MAX_TOP);
+const parseSkip = (text: string): number => parsePaging('skip', text, MAX_SKIP);
 
 /** Compares a digit string with a limit without ever turning a huge number into an imprecise float. */
 function exceeds(digits: string, limit: number): boolean {
