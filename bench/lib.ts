@@ -52,3 +52,36 @@ export async function load(opts: autocannon.Options): Promise<LoadResult> {
     errors: r.errors,
   };
 }
+
+/**
+ * Runs a benchmark script's `main` under a deadline and prints its one JSON document on stdout (or one with `error`).
+ * Whatever the outcome, the child processes it started are ended: on success politely, on failure at once.
+ */
+export function runBenchMain(
+  name: string,
+  main: () => Promise<unknown>,
+  opts: { children: ChildProcess[]; deadlineMs: number; log: (msg: string) => void },
+): void {
+  const endChildren = (signal: NodeJS.Signals) => {
+    for (const c of opts.children) if (c.exitCode === null) c.kill(signal);
+  };
+  const watchdog = setTimeout(() => {
+    opts.log('deadline reached; stopping');
+    endChildren('SIGKILL');
+    process.stdout.write(`${JSON.stringify({ benchmark: name, error: 'deadline reached' })}\n`);
+    process.exit(2);
+  }, opts.deadlineMs);
+  watchdog.unref();
+  main().then(
+    (out) => {
+      process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+      endChildren('SIGTERM');
+      process.exit(0);
+    },
+    (err: unknown) => {
+      endChildren('SIGKILL');
+      process.stdout.write(`${JSON.stringify({ benchmark: name, error: err instanceof Error ? err.message : String(err) })}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -15,7 +15,7 @@ import { nowTimestamp } from '../../src/server/clock.ts';
 import { DEMO_SHA1 } from '../../src/simulator/index.ts';
 import { openStore } from '../../src/store/open.ts';
 import type { Store } from '../../src/store/store.ts';
-import { load, startChild, type Child, type LoadResult } from '../lib.ts';
+import { load, runBenchMain, startChild, type Child, type LoadResult } from '../lib.ts';
 import { SimIpc } from '../simIpc.ts';
 import { fetchToken } from '../../test/helpers/testServer.ts';
 import { machine } from '../../test/store/fixtures.ts';
@@ -232,23 +232,4 @@ async function main(): Promise<Record<string, unknown>> {
   return out;
 }
 
-const watchdog = setTimeout(() => {
-  log('deadline reached; stopping');
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  process.stdout.write(`${JSON.stringify({ benchmark: 'cluster', error: 'deadline reached' })}\n`);
-  process.exit(2);
-}, DEADLINE_MS);
-watchdog.unref();
-
-main().then(
-  (out) => {
-    process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
-    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
-    process.exit(0);
-  },
-  (err: unknown) => {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-    process.stdout.write(`${JSON.stringify({ benchmark: 'cluster', error: err instanceof Error ? err.message : String(err) })}\n`);
-    process.exit(1);
-  },
-);
+runBenchMain('cluster', main, { children, deadlineMs: DEADLINE_MS, log });

@@ -1,6 +1,7 @@
 // A simulator process for the cluster bench: one instant-profile fleet spread over the nodes it is given, answering
 // the orchestrator over IPC: start, where each device is connected, and when each device received an action.
 import { Fleet } from '../../src/simulator/index.ts';
+import { ReceiptLog } from '../simReceipts.ts';
 
 type Command =
   | { id: number; cmd: 'start'; servers: string[]; token: string; n: number; seed: string }
@@ -12,7 +13,7 @@ type Command =
 const now = () => performance.timeOrigin + performance.now();
 
 let fleet: Fleet | null = null;
-const receipts = new Map<string, number>();
+const receipts = new ReceiptLog();
 const reply = (msg: Record<string, unknown>) => process.send!(msg);
 
 process.on('message', async (m: Command) => {
@@ -31,25 +32,16 @@ process.on('message', async (m: Command) => {
         });
         const t0 = now();
         await fleet.start(m.n);
-        for (const d of fleet.devices()) d.client.on('action', (o) => receipts.set(o.id, now()));
+        receipts.watch(fleet, now);
         reply({ id: m.id, ok: true, ms: now() - t0 });
         return;
       }
       case 'placement':
         reply({ id: m.id, ok: true, placement: fleet!.devices().map((d) => ({ machineId: d.machineId, server: d.client.server, online: d.online })) });
         return;
-      case 'receipts': {
-        const out: Record<string, number> = {};
-        for (const a of m.actionIds) {
-          const t = receipts.get(a);
-          if (t !== undefined) {
-            out[a] = t;
-            receipts.delete(a);
-          }
-        }
-        reply({ id: m.id, ok: true, receipts: out });
+      case 'receipts':
+        reply({ id: m.id, ok: true, receipts: receipts.take(m.actionIds) });
         return;
-      }
       case 'stop':
         await fleet?.stop();
         reply({ id: m.id, ok: true });

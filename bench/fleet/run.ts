@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { createApp, createEnrollToken } from '../../src/cli/credentials.ts';
+import { runBenchMain } from '../lib.ts';
 import { SimIpc } from '../simIpc.ts';
 import { DEMO_SHA1 } from '../../src/simulator/index.ts';
 import { openStore } from '../../src/store/open.ts';
@@ -371,22 +372,4 @@ async function main(): Promise<Record<string, unknown>> {
   return out;
 }
 
-const watchdog = setTimeout(() => {
-  log('deadline reached; stopping');
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  process.stdout.write(`${JSON.stringify({ benchmark: 'fleet', error: 'deadline reached' })}\n`);
-  process.exit(2);
-}, DEADLINE_MS);
-watchdog.unref();
-
-main().then(
-  (out) => {
-    process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
-    process.exit(0);
-  },
-  (err: unknown) => {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-    process.stdout.write(`${JSON.stringify({ benchmark: 'fleet', error: err instanceof Error ? err.message : String(err) })}\n`);
-    process.exit(1);
-  },
-);
+runBenchMain('fleet', main, { children, deadlineMs: DEADLINE_MS, log });

@@ -1,6 +1,7 @@
 // A simulator process for the fleet bench: holds simulated fleets (instant profile) and answers the orchestrator
 // over IPC: start more devices, report RSS, and tell when each device received an action (for dispatch latency).
 import { Fleet } from '../../src/simulator/index.ts';
+import { ReceiptLog } from '../simReceipts.ts';
 
 type Command =
   | { id: number; cmd: 'start'; server: string; token: string; n: number; seed: string; connectTimeoutMs?: number }
@@ -13,7 +14,7 @@ type Command =
 const now = () => performance.timeOrigin + performance.now();
 
 const fleets: Fleet[] = [];
-const receipts = new Map<string, number>();
+const receipts = new ReceiptLog();
 
 function reply(msg: Record<string, unknown>): void {
   process.send!(msg);
@@ -37,7 +38,7 @@ process.on('message', async (m: Command) => {
         const t0 = now();
         await fleet.start(m.n);
         const ms = now() - t0;
-        for (const d of fleet.devices()) d.client.on('action', (o) => receipts.set(o.id, now()));
+        receipts.watch(fleet, now);
         fleets.push(fleet);
         reply({ id: m.id, ok: true, ms, machineIds: fleet.devices().map((d) => d.machineId) });
         return;
@@ -49,18 +50,9 @@ process.on('message', async (m: Command) => {
       case 'online':
         reply({ id: m.id, ok: true, online: fleets.reduce((s, f) => s + f.onlineCount(), 0) });
         return;
-      case 'receipts': {
-        const out: Record<string, number> = {};
-        for (const a of m.actionIds) {
-          const t = receipts.get(a);
-          if (t !== undefined) {
-            out[a] = t;
-            receipts.delete(a);
-          }
-        }
-        reply({ id: m.id, ok: true, receipts: out });
+      case 'receipts':
+        reply({ id: m.id, ok: true, receipts: receipts.take(m.actionIds) });
         return;
-      }
       case 'stop':
         await Promise.all(fleets.map((f) => f.stop()));
         reply({ id: m.id, ok: true });

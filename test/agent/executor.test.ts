@@ -9,15 +9,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { executeRestore, executeStopAndQuarantine, planStopAndQuarantine } from '../../src/agent/executor.ts';
 import { HRESULT } from '../../src/core/actions.ts';
 import { fitResult } from '../../src/agent/fitResult.ts';
-import { Procs, SLEEP, assertWireValid, isRunning, makeEvil, makeScript, sha1Of, sha1OfFile, tempDir, testAgent, waitExec, waitFor } from './helpers.ts';
+import { SLEEP, assertWireValid, isRunning, makeEvil, makeScript, scratch, sha1Of, sha1OfFile, tempDir, testAgent, waitExec, waitFor } from './helpers.ts';
 
 test('binary: several instances, a shell tree, a hard link, a copy elsewhere and a deleted-on-disk instance', async (t) => {
-  const tmp = tempDir();
-  const procs = new Procs();
-  t.after(() => {
-    procs.cleanup();
-    tmp.cleanup();
-  });
+  const { tmp, procs } = scratch(t);
   const dir = join(tmp.dir, 'files');
   const other = join(tmp.dir, 'other');
   mkdirSync(dir);
@@ -115,12 +110,7 @@ function existsSyncSafe(p: string): boolean {
 }
 
 test('bash script (argument + fd 255, with a child tree), shebang script, and python script', async (t) => {
-  const tmp = tempDir();
-  const procs = new Procs();
-  t.after(() => {
-    procs.cleanup();
-    tmp.cleanup();
-  });
+  const { tmp, procs } = scratch(t);
   const dir = join(tmp.dir, 'files');
   mkdirSync(dir);
   const script = makeScript(join(dir, 'evil.sh'), `#!/bin/bash\n# __NONCE__\n${SLEEP} 1000 &\n${SLEEP} 1000 &\nwait\n`);
@@ -167,12 +157,7 @@ test('bash script (argument + fd 255, with a child tree), shebang script, and py
 });
 
 test('a bash script deleted after start is found through its open fd 255 and captured before the kill', async (t) => {
-  const tmp = tempDir();
-  const procs = new Procs();
-  t.after(() => {
-    procs.cleanup();
-    tmp.cleanup();
-  });
+  const { tmp, procs } = scratch(t);
   const script = makeScript(join(tmp.dir, 'gone.sh'), `# __NONCE__\nwhile true; do ${SLEEP} 1; done\n`);
   const agent = testAgent(join(tmp.dir, 'state'), [tmp.dir]);
   t.after(() => agent.close());
@@ -196,12 +181,7 @@ test('a bash script deleted after start is found through its open fd 255 and cap
 });
 
 test('fileless (memfd) executable is matched through /proc/PID/exe and its content captured', async (t) => {
-  const tmp = tempDir();
-  const procs = new Procs();
-  t.after(() => {
-    procs.cleanup();
-    tmp.cleanup();
-  });
+  const { tmp, procs } = scratch(t);
   const evil = makeEvil(join(tmp.dir, 'payload'));
   const launcher = `import os\nfd = os.memfd_create('evilm')\nos.write(fd, open(${JSON.stringify(evil.path)}, 'rb').read())\nos.execv('/proc/self/fd/%d' % fd, ['evilm', '1000'])\n`;
   const p = procs.start('/usr/bin/python3', ['-c', launcher]);
@@ -231,12 +211,7 @@ test('fileless (memfd) executable is matched through /proc/PID/exe and its conte
 });
 
 test('a copy in another mount namespace is quarantined through /proc/PID/root before its last process dies', async (t) => {
-  const tmp = tempDir();
-  const procs = new Procs();
-  t.after(() => {
-    procs.cleanup();
-    tmp.cleanup();
-  });
+  const { tmp, procs } = scratch(t);
   const evil = makeEvil(join(tmp.dir, 'evil'));
   const mnt = join(tmp.dir, 'nsmnt');
   mkdirSync(mnt);
@@ -260,12 +235,7 @@ test('a copy in another mount namespace is quarantined through /proc/PID/root be
 });
 
 test('a supervisor that respawns the file: respawns are caught and reported, the file ends in the vault', async (t) => {
-  const tmp = tempDir();
-  const procs = new Procs();
-  t.after(() => {
-    procs.cleanup();
-    tmp.cleanup();
-  });
+  const { tmp, procs } = scratch(t);
   const evil = makeEvil(join(tmp.dir, 'evil'));
   const agent = testAgent(join(tmp.dir, 'state'), [tmp.dir], { respawnWindowMs: 300 });
   t.after(() => agent.close());
@@ -305,12 +275,7 @@ test('a supervisor that respawns the file: respawns are caught and reported, the
 });
 
 test('protected files are refused before anything is killed', async (t) => {
-  const tmp = tempDir();
-  const procs = new Procs();
-  t.after(() => {
-    procs.cleanup();
-    tmp.cleanup();
-  });
+  const { tmp, procs } = scratch(t);
   const agent = testAgent(join(tmp.dir, 'state'), [tmp.dir]);
   t.after(() => agent.close());
 
@@ -393,12 +358,7 @@ test('a SHA-1 that is nowhere on the device fails with fileNotFound; a malformed
 });
 
 test('a stale index: a copy the index never saw is found by the size-prefiltered walk', async (t) => {
-  const tmp = tempDir();
-  const procs = new Procs();
-  t.after(() => {
-    procs.cleanup();
-    tmp.cleanup();
-  });
+  const { tmp, procs } = scratch(t);
   const evil = makeEvil(join(tmp.dir, 'evil'));
   const agent = testAgent(join(tmp.dir, 'state'), [tmp.dir], { sizeScan: 'whenStale' });
   t.after(() => agent.close());
@@ -424,12 +384,7 @@ test('a stale index: a copy the index never saw is found by the size-prefiltered
 });
 
 test('a 100 MB running binary: recognised from the warm index without re-hashing, quarantined, timing reported', async (t) => {
-  const tmp = tempDir();
-  const procs = new Procs();
-  t.after(() => {
-    procs.cleanup();
-    tmp.cleanup();
-  });
+  const { tmp, procs } = scratch(t);
   const path = join(tmp.dir, 'big-evil');
   copyFileSync(SLEEP, path);
   appendFileSync(path, randomBytes(100 * 1024 * 1024));
@@ -475,12 +430,7 @@ test('results are fitted to the protocol bounds: long text clipped, long lists c
 });
 
 test('a chrooted process: its file is reached and removed under its host path', async (t) => {
-  const tmp = tempDir();
-  const procs = new Procs();
-  t.after(() => {
-    procs.cleanup();
-    tmp.cleanup();
-  });
+  const { tmp, procs } = scratch(t);
   const jail = join(tmp.dir, 'jail');
   mkdirSync(join(jail, 'lib', 'x86_64-linux-gnu'), { recursive: true });
   mkdirSync(join(jail, 'lib64'));

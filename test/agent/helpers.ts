@@ -91,6 +91,17 @@ export class Procs {
   }
 }
 
+/** A test's scratch directory and the processes it starts, both gone when the test ends. */
+export function scratch(t: { after(fn: () => void): void }): { tmp: ReturnType<typeof tempDir>; procs: Procs } {
+  const tmp = tempDir();
+  const procs = new Procs();
+  t.after(() => {
+    procs.cleanup();
+    tmp.cleanup();
+  });
+  return { tmp, procs };
+}
+
 /** State of a process: null when it no longer exists, 'Z' for a zombie. */
 export function procState(pid: number): string | null {
   try {

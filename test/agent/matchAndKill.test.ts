@@ -10,15 +10,10 @@ import { matchProcesses } from '../../src/agent/platform/linux/matchProcesses.ts
 import type { ProcessMatch } from '../../src/agent/platform/linux/matchProcesses.ts';
 import { TreeKiller } from '../../src/agent/platform/linux/freezeAndKill.ts';
 import { readStat } from '../../src/agent/platform/linux/procfs.ts';
-import { Procs, SLEEP, isRunning, makeEvil, procState, sha1OfFile, tempDir, waitExec, waitFor } from './helpers.ts';
+import { Procs, SLEEP, isRunning, makeEvil, procState, scratch, sha1OfFile, waitExec, waitFor } from './helpers.ts';
 
 test('size prefilter, hash cache, excluded and selected pids; processes vanishing mid-scan are tolerated', async (t) => {
-  const tmp = tempDir();
-  const procs = new Procs();
-  t.after(() => {
-    procs.cleanup();
-    tmp.cleanup();
-  });
+  const { tmp, procs } = scratch(t);
   const evil = makeEvil(join(tmp.dir, 'evil'));
   const p = procs.start(evil.path, ['1000']);
   await waitExec(p.pid!, evil.path);
@@ -50,12 +45,7 @@ test('size prefilter, hash cache, excluded and selected pids; processes vanishin
 });
 
 test('a preloaded library is matched through its mapping when mapped files are included', async (t) => {
-  const tmp = tempDir();
-  const procs = new Procs();
-  t.after(() => {
-    procs.cleanup();
-    tmp.cleanup();
-  });
+  const { tmp, procs } = scratch(t);
   const lib = join(tmp.dir, 'libevil.so');
   copyFileSync('/usr/lib/x86_64-linux-gnu/libm.so.6', lib);
   appendFileSync(lib, randomBytes(16));

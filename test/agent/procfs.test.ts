@@ -14,7 +14,7 @@ import {
   selfAndAncestors,
   snapshotStats,
 } from '../../src/agent/platform/linux/procfs.ts';
-import { Procs, makeEvil, tempDir, waitExec } from './helpers.ts';
+import { makeEvil, scratch, tempDir, waitExec } from './helpers.ts';
 
 test('parseStat: comm with spaces and parentheses, kernel threads, garbage', () => {
   const line = '4242 (a) b (c)) S 17 4242 4242 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 98765 0 0';
@@ -51,12 +51,7 @@ test('interpretLink strips " (deleted)" only when it is not part of a real name'
 });
 
 test('real processes: deleted binary, a binary literally named "... (deleted)", pids, ancestors', async (t) => {
-  const tmp = tempDir();
-  const procs = new Procs();
-  t.after(() => {
-    procs.cleanup();
-    tmp.cleanup();
-  });
+  const { tmp, procs } = scratch(t);
   const evil = makeEvil(join(tmp.dir, 'evil'));
   const a = procs.start(evil.path, ['1000']);
   await waitExec(a.pid!, evil.path);

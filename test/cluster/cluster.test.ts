@@ -13,7 +13,8 @@ import { DEMO_SHA1, Fleet } from '../../src/simulator/index.ts';
 import { openStore } from '../../src/store/open.ts';
 import type { Store } from '../../src/store/store.ts';
 import { action as actionFixture, machine as machineFixture } from '../store/fixtures.ts';
-import { http, startCluster, token as fetchToken, waitFor, type Cluster, type Node } from './clusterHarness.ts';
+import { fetchToken } from '../helpers/testServer.ts';
+import { http, startCluster, waitFor, type Cluster, type Node } from './clusterHarness.ts';
 
 const SKIP = process.env.TOURNIQUET_SKIP_PG === '1';
 const ROLES = 'Machine.Read.All,Machine.StopAndQuarantine,Machine.ReadWrite.All,Machine.LiveResponse';

@@ -140,22 +140,6 @@ export async function http(url: string, opts: { method?: string; token?: string;
   return { status: res.status, headers: res.headers, json };
 }
 
-export async function token(baseUrl: string, creds: { tenantId: string; clientId: string; clientSecret: string }): Promise<string> {
-  const res = await fetch(`${baseUrl}/${creds.tenantId}/oauth2/v2.0/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({
-      grant_type: 'client_credentials',
-      client_id: creds.clientId,
-      client_secret: creds.clientSecret,
-      scope: 'https://api.securitycenter.microsoft.com/.default',
-    }),
-  });
-  const body = (await res.json()) as { access_token?: string };
-  if (!body.access_token) throw new Error(`token request failed: ${res.status} ${JSON.stringify(body)}`);
-  return body.access_token;
-}
-
 export async function waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 10_000): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
