@@ -44,14 +44,14 @@ export class BatchWrites {
 
   constructor(private readonly run: WriteRunner) {}
 
-  /** The single-row insert for rows shaped like `sample` (same columns, same key order), compiled once. */
+  /** The single-row insert into `table` for rows shaped like `sample` (same columns, same key order), compiled once. */
   private prepared(
-    db: Kysely<Database>,
+    table: 'machine_actions' | 'audit_log',
     sample: object,
     build: (cols: Record<string, unknown>) => Compilable<unknown>,
   ): PreparedQuery<unknown[], { id: string }> {
     const columns = Object.keys(sample);
-    const shape = columns.join(',');
+    const shape = `${table}(${columns.join(',')})`;
     let q = this.inserts.get(shape);
     if (!q) {
       q = new PreparedQuery<unknown[], { id: string }>(columns.length, (...slots) =>
@@ -102,7 +102,7 @@ export class BatchWrites {
     const insert = async (db: Kysely<Database>) => {
       const ids = new Set<string>();
       if (this.run.dialect.singleRowInserts) {
-        const one = this.prepared(db, rows[0]!, (cols) =>
+        const one = this.prepared('machine_actions', rows[0]!, (cols) =>
           db
             .insertInto('machine_actions')
             .values(cols as unknown as MachineActionsTable)
@@ -154,7 +154,7 @@ export class BatchWrites {
     });
     const rows: AuditLogTable[] = chained.map(auditToRow);
     if (this.run.dialect.singleRowInserts) {
-      const one = this.prepared(trx, rows[0]!, (cols) => trx.insertInto('audit_log').values(cols as unknown as AuditLogTable));
+      const one = this.prepared('audit_log', rows[0]!, (cols) => trx.insertInto('audit_log').values(cols as unknown as AuditLogTable));
       for (const row of rows) await one.execute(trx, ...columnValues(row));
     } else {
       for (const part of chunk(rows, rowsPerStatement(this.run.dialect, rows[0]!))) {
