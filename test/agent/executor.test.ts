@@ -180,6 +180,25 @@ test('a bash script deleted after start is found through its open fd 255 and cap
   assert.equal(sha1Of(agent.vault.decryptToBuffer(f.vaultItemId!)), script.sha1);
 });
 
+test('a bystander whose arguments are paths too long to look up does not fail the action', async (t) => {
+  // Seen for real: another process on the host (a profiler's command line) had an argument longer than a path may
+  // be; looking it up in that process's cwd failed with ENAMETOOLONG and failed the whole action.
+  const { tmp, procs } = scratch(t);
+  const evil = makeEvil(join(tmp.dir, 'evil'));
+  const agent = testAgent(join(tmp.dir, 'state'), [tmp.dir]);
+  t.after(() => agent.close());
+  const tooLongName = `${'n'.repeat(300)}/x`;
+  const tooLongPath = 'd/'.repeat(2100);
+  const bystander = procs.start('/usr/bin/python3', ['-c', 'import time; time.sleep(1000)', tooLongName, tooLongPath]);
+  const target = procs.start(evil.path, ['1000']);
+  await waitExec(target.pid!, tmp.dir);
+  const r = await executeStopAndQuarantine({ sha1: evil.sha1, actionId: null }, agent.deps);
+  assertWireValid(r);
+  assert.equal(r.outcome, 'Succeeded', r.reason ?? '');
+  assert.ok(!isRunning(target.pid!));
+  assert.ok(isRunning(bystander.pid!), 'the bystander is left alone');
+});
+
 test('fileless (memfd) executable is matched through /proc/PID/exe and its content captured', async (t) => {
   const { tmp, procs } = scratch(t);
   const evil = makeEvil(join(tmp.dir, 'payload'));

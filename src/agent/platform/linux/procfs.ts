@@ -8,8 +8,12 @@ export const PROC = '/proc';
 /** PF_KTHREAD in the `flags` field of /proc/PID/stat. */
 const PF_KTHREAD = 0x00200000;
 
-/** Errors that mean "this process (or this entry) is gone or not ours to read": skip, do not fail the scan. */
-const VANISHED = new Set(['ENOENT', 'ESRCH', 'EACCES', 'EPERM', 'ENOTDIR', 'EINVAL', 'ELOOP', 'ENXIO']);
+/**
+ * Errors that mean "this process (or this entry) is gone or not ours to read": skip, do not fail the scan.
+ * ENAMETOOLONG: any process's arguments are looked up as possible script paths, and an argument may be longer
+ * than a path can be; no file can have that name.
+ */
+const VANISHED = new Set(['ENOENT', 'ESRCH', 'EACCES', 'EPERM', 'ENOTDIR', 'EINVAL', 'ELOOP', 'ENXIO', 'ENAMETOOLONG']);
 
 export function isVanished(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException | null)?.code;
