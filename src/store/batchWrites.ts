@@ -65,10 +65,12 @@ export class BatchWrites {
   /**
    * Inserts a batch in one transaction (one fsync on SQLite): one multi-row statement on PostgreSQL (a round trip
    * per statement), one compiled-once single-row statement per row on SQLite (in process: binding values costs
-   * less than building and compiling a multi-row query, and makes far less garbage). A conflicting
-   * active_key makes the database skip that row (ON CONFLICT DO NOTHING), which is how a duplicate is detected
-   * in both dialects — including a duplicate of another item in the same batch. Any other failure is retried
-   * row by row so it is reported only for the row that caused it.
+   * less than building and compiling a multi-row query, and makes far less garbage). A row whose active_key is
+   * held makes the database skip it (ON CONFLICT DO NOTHING), which is how a duplicate is detected in both
+   * dialects — including a duplicate of another item in the same batch. The clause names no index: the rule is
+   * held by two (one for actions about a file, one for the rest; migration 0004), and PostgreSQL takes one target
+   * at most. The only other unique key is the id, which the server draws at random (a collision would read as a
+   * duplicate). Any other failure is retried row by row so it is reported only for the row that caused it.
    */
   async writeActions(items: PendingAction[]): Promise<ItemOutcome<MachineAction>[]> {
     // Batches above the bind-parameter limit (not reached with the default batch sizes) take several statements.
@@ -106,7 +108,7 @@ export class BatchWrites {
           db
             .insertInto('machine_actions')
             .values(cols as unknown as MachineActionsTable)
-            .onConflict((oc) => oc.column('active_key').doNothing())
+            .onConflict((oc) => oc.doNothing())
             .returning('id'),
         );
         for (const row of rows) for (const r of await one.execute(db, ...columnValues(row))) ids.add(r.id);
@@ -114,7 +116,7 @@ export class BatchWrites {
         const inserted = await db
           .insertInto('machine_actions')
           .values(rows)
-          .onConflict((oc) => oc.column('active_key').doNothing())
+          .onConflict((oc) => oc.doNothing())
           .returning('id')
           .execute();
         for (const r of inserted) ids.add(r.id);

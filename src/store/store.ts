@@ -271,6 +271,8 @@ export interface Store {
    * Inserts the action durably (committed before the promise resolves), with its audit entry in the same
    * transaction when given: no action exists without its record. Throws MdeError ActiveRequestAlreadyExists
    * when an action with the same duplicate key is Pending or InProgress (and then writes no audit entry).
+   * An action about a file is held unique per file and key, so its key must determine the file (one key is never
+   * used with two files): core's duplicateKey names the SHA-1 or the vault item, each of which does.
    */
   createAction(action: MachineAction, duplicateKey: string, audit?: NewAuditEntry): Promise<MachineAction>;
   getAction(id: string): Promise<MachineAction | null>;

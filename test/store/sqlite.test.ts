@@ -1,17 +1,19 @@
 // The store suite on SQLite, plus what only the embedded store has: files, permissions and crash durability.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import BetterSqlite3 from 'better-sqlite3';
+import { Kysely, Migrator, SqliteDialect } from 'kysely';
 import { MIGRATIONS } from '../../src/store/migrations/index.ts';
 import { openStore } from '../../src/store/open.ts';
+import { actionToRow, machineToRow } from '../../src/store/rowMapping.ts';
 import { openSqliteStore } from '../../src/store/sqlite/openSqliteStore.ts';
 import type { Store } from '../../src/store/store.ts';
-import { action, keyOf, machine, query, raceTwinActions } from './fixtures.ts';
+import { action, cmp, keyOf, machine, query, raceTwinActions, str, ts } from './fixtures.ts';
 import { registerStoreSuite } from './storeSuite.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'tourniquet-store-'));
@@ -69,6 +71,67 @@ describe('sqlite: files and durability', () => {
     const again = await openSqliteStore({ path });
     assert.deepEqual(await again.getMachine(m.id), m);
     await again.close();
+  });
+
+  it('migration 0004 keeps every action and the duplicate rule, with one index for both it and SHA-1 lookups', async () => {
+    const path = join(root, 'v3', 'tourniquet.db');
+    const m = machine();
+    const sha1 = 'ab'.repeat(20);
+    const file = { fileIdentifier: sha1, fileIdentifierType: 'Sha1' as const };
+    const activeFile = action(m, { relatedFileInfo: file });
+    const finalFile = action(m, { relatedFileInfo: file, status: 'Succeeded', lastUpdateDateTimeUtc: ts(5) });
+    const activeIsolate = action(m, { type: 'Isolate', relatedFileInfo: null });
+    const finalIsolate = action(m, { type: 'Isolate', relatedFileInfo: null, status: 'Cancelled' });
+    // A database as version 0003 left it, holding active and final actions of both kinds.
+    mkdirSync(join(root, 'v3'));
+    const v3 = new Kysely<any>({ dialect: new SqliteDialect({ database: new BetterSqlite3(path) }) });
+    const upTo3 = Object.fromEntries(Object.entries(MIGRATIONS).filter(([name]) => name <= '0003'));
+    const migrated = await new Migrator({ db: v3, provider: { getMigrations: async () => upTo3 } }).migrateToLatest();
+    assert.equal(migrated.error, undefined);
+    await v3.insertInto('machines').values(machineToRow(m)).execute();
+    for (const a of [activeFile, finalFile, activeIsolate, finalIsolate]) {
+      await v3.insertInto('machine_actions').values(actionToRow(a, a.status === 'Pending' ? keyOf(a) : null)).execute();
+    }
+    await v3.destroy();
+
+    const s = await openSqliteStore({ path });
+    try {
+      for (const a of [activeFile, finalFile, activeIsolate, finalIsolate]) assert.deepEqual(await s.getAction(a.id), a);
+      const refused = (e: unknown) => (e as { code?: string }).code === 'ActiveRequestAlreadyExists';
+      const again = action(m, { relatedFileInfo: file });
+      await assert.rejects(s.createAction(again, keyOf(again)), refused, 'the active file action still holds its key');
+      const isolateAgain = action(m, { type: 'Isolate', relatedFileInfo: null });
+      await assert.rejects(s.createAction(isolateAgain, keyOf(isolateAgain)), refused, 'and the active isolation its own');
+      const otherMachine = machine();
+      await s.upsertMachine(otherMachine);
+      const elsewhere = action(otherMachine, { relatedFileInfo: file });
+      await s.createAction(elsewhere, keyOf(elsewhere));
+      const bySha1 = await s.listActions(query({ filter: cmp('fileIdentifier', 'eq', str(sha1)) }));
+      assert.deepEqual(new Set(bySha1.items.map((a) => a.id)), new Set([activeFile.id, finalFile.id, elsewhere.id]));
+    } finally {
+      await s.close();
+    }
+
+    const raw = new BetterSqlite3(path, { readonly: true });
+    try {
+      const indexes = raw
+        .prepare(`select name from sqlite_master where type = 'index' and tbl_name = 'machine_actions' order by name`)
+        .all()
+        .map((r) => (r as { name: string }).name);
+      assert.deepEqual(indexes, [
+        'ix_actions_active_expiry',
+        'ix_actions_created',
+        'ix_actions_machine_status',
+        'sqlite_autoindex_machine_actions_1',
+        'ux_actions_active_key_no_file',
+        'ux_actions_file_active_key',
+      ]);
+      assert.deepEqual(raw.prepare(`select name from sqlite_master where name = 'machine_actions_v3'`).all(), []);
+      const plan = raw.prepare('explain query plan select id from machine_actions where file_identifier = ?').all(sha1);
+      assert.match(JSON.stringify(plan), /USING (COVERING )?INDEX ux_actions_file_active_key/);
+    } finally {
+      raw.close();
+    }
   });
 
   it('supports :memory: (private per store)', async () => {

@@ -4,7 +4,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import type { TestContext } from 'node:test';
 import type { MachineAction, Transition } from '../../src/core/actions.ts';
-import { ACTION_STATUSES, HRESULT, isFinal, nextStatus } from '../../src/core/actions.ts';
+import { ACTION_STATUSES, duplicateKey, HRESULT, isFinal, nextStatus } from '../../src/core/actions.ts';
 import { ACTION_IN_PROGRESS, MdeError, ODataQueryError } from '../../src/core/errors.ts';
 import { placeMachine, UNGROUPED_ID, UNGROUPED_NAME, type DeviceGroupRule } from '../../src/core/deviceGroups.ts';
 import type { Machine } from '../../src/core/machines.ts';
@@ -539,6 +539,12 @@ export function registerStoreSuite(h: StoreHarness): void {
       assert.equal(c?.changed, true);
       const again = action(m, { relatedFileInfo: a.relatedFileInfo });
       assert.deepEqual(await s.createAction(again, keyOf(again)), again);
+      // Restores of two vault items holding the same file are not duplicates; the same item twice is.
+      const restore = () => action(m, { type: 'RestoreQuarantinedFile', relatedFileInfo: a.relatedFileInfo });
+      const [r1, r2, r1again] = [restore(), restore(), restore()];
+      await s.createAction(r1, duplicateKey(m.id, r1.type, 'item-1'));
+      await s.createAction(r2, duplicateKey(m.id, r2.type, 'item-2'));
+      await assert.rejects(s.createAction(r1again, duplicateKey(m.id, r1again.type, 'item-1')), isActiveRequestAlreadyExists);
     });
 
     it('commits an action with its audit entry, chained with separately appended entries; a duplicate writes neither', async (t) => {

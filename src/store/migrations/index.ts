@@ -5,11 +5,13 @@ import type { Kysely, Migration, MigrationProvider } from 'kysely';
 import { initial } from './0001_initial.ts';
 import { rbac } from './0002_rbac.ts';
 import { cluster } from './0003_cluster.ts';
+import { actionFileIndex } from './0004_action_file_index.ts';
 
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': initial,
   '0002_rbac': rbac,
   '0003_cluster': cluster,
+  '0004_action_file_index': actionFileIndex,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => ({ ...MIGRATIONS }) };
