@@ -9,19 +9,38 @@ export const GENESIS_HASH = '0'.repeat(64);
 const ACTOR_TYPES: ReadonlySet<string> = new Set(['app', 'user', 'device', 'system', 'cli']);
 const RESULTS: ReadonlySet<string> = new Set(['success', 'failure']);
 
-/** JSON with object keys sorted at every level and no whitespace: one byte string per value. */
+/**
+ * JSON with object keys sorted at every level and no whitespace: one byte string per value. Members whose value
+ * has no JSON form (undefined, functions, symbols) are left out; in arrays those are null, and holes stay empty.
+ * The output is part of every stored hash: it must never change (test/store/auditChain.test.ts pins it).
+ */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') {
     const s = JSON.stringify(value);
-    // undefined, functions and symbols have no JSON form; inside arrays JSON uses null for them.
     return s === undefined ? 'null' : s;
   }
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  // Concatenation in loops rather than map/filter/join: this runs for every audit entry written (hot path).
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) out += ',';
+      if (i in value) out += canonicalJson(value[i]);
+    }
+    return `${out}]`;
+  }
   const obj = value as Record<string, unknown>;
-  const keys = Object.keys(obj)
-    .filter((k) => obj[k] !== undefined && typeof obj[k] !== 'function' && typeof obj[k] !== 'symbol')
-    .sort();
-  return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
+  let out = '{';
+  for (const k of Object.keys(obj).sort()) {
+    const v = obj[k];
+    if (!hasJsonForm(v)) continue;
+    if (out.length > 1) out += ',';
+    out += `${JSON.stringify(k)}:${canonicalJson(v)}`;
+  }
+  return `${out}}`;
+}
+
+function hasJsonForm(v: unknown): boolean {
+  return v !== undefined && typeof v !== 'function' && typeof v !== 'symbol';
 }
 
 /** The fields of an entry, and only those: extra properties a caller passed are neither stored nor hashed. */
@@ -41,13 +60,24 @@ function entryFields(e: NewAuditEntry): NewAuditEntry {
   };
 }
 
-/** What the hash covers: every field except id (assigned by the store) and the hash itself. */
-function hashedFields(e: Omit<AuditEntry, 'id' | 'hash'>): Omit<AuditEntry, 'id' | 'hash'> {
-  return { ...entryFields(e), prevHash: e.prevHash };
-}
+/** What the hash covers: every field except id (assigned by the store) and the hash itself, in canonical order. */
+const HASHED_FIELDS = (
+  ['at', 'actorType', 'actorId', 'actorName', 'action', 'target', 'result', 'status', 'clientIp', 'correlationId', 'detail', 'prevHash'] as const
+)
+  .slice()
+  .sort()
+  .map((name) => ({ name, prefix: `${JSON.stringify(name)}:` }));
 
+/** sha256 over the previous hash and canonicalJson of the hashed fields (built directly: no copies of the entry). */
 export function auditHash(prevHash: string, entry: Omit<AuditEntry, 'id' | 'hash' | 'prevHash'>): string {
-  const body = canonicalJson(hashedFields({ ...entry, prevHash }));
+  let body = '{';
+  for (const { name, prefix } of HASHED_FIELDS) {
+    const v = name === 'prevHash' ? prevHash : entry[name];
+    if (!hasJsonForm(v)) continue;
+    if (body.length > 1) body += ',';
+    body += prefix + canonicalJson(v);
+  }
+  body += '}';
   return createHash('sha256').update(`${prevHash}\n${body}`).digest('hex');
 }
 

@@ -1,0 +1,55 @@
+// The audit chain's hash input is part of every stored entry: these values were computed by the first
+// implementation and must never change, or every existing log would fail verification.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { auditHash, canonicalJson, GENESIS_HASH, verifyAuditChain } from '../../src/store/auditChain.ts';
+import type { AuditEntry } from '../../src/store/store.ts';
+
+const entry: Omit<AuditEntry, 'id' | 'hash' | 'prevHash'> = {
+  at: '2026-11-29T12:00:00.1234567Z',
+  actorType: 'app',
+  actorId: '6f1c2c4e-0000-4000-8000-000000000001',
+  actorName: 'Playbook Ünïcode "app"',
+  action: 'machineAction.create',
+  target: '0193f0e1-7c2a-7000-8000-0000000000aa',
+  result: 'success',
+  status: 201,
+  clientIp: '127.0.0.1',
+  correlationId: '|abc.def.',
+  detail: { z: [1, 'two', null, { y: true, b: -0.5 }], a: { é: 1, A: 2, '10': 3, '9': 4 }, sha1: 'ab'.repeat(20) },
+};
+
+describe('audit chain hashing', () => {
+  it('hashes an entry exactly as entries already stored were hashed', () => {
+    assert.equal(auditHash(GENESIS_HASH, entry), 'd5a8717ac5508127f8529b76b66ad4bf04f5efc2f86554151b5e5362c86162f8');
+    const sparse = { ...entry, actorName: null, target: null, status: null, clientIp: null, correlationId: null, detail: null };
+    assert.equal(auditHash('f'.repeat(64), sparse), 'a19455320310e59ac6657a1928df1109534aa0614efdbc886e4774204a368ed8');
+  });
+
+  it('ignores properties that are not entry fields, and id and hash', () => {
+    const extra = { ...entry, id: 7, hash: 'x', prevHash: 'y', unknown: 'z' } as typeof entry;
+    assert.equal(auditHash(GENESIS_HASH, extra), auditHash(GENESIS_HASH, entry));
+  });
+
+  it('writes canonical JSON: sorted keys, no whitespace, values without a JSON form left out or null', () => {
+    // eslint-disable-next-line no-sparse-arrays
+    const odd = [1, , 3, undefined, () => 1, Symbol('s'), { u: undefined, f: () => 1, s: Symbol('x'), n: NaN, i: -Infinity, d: new Date(0) }];
+    assert.equal(canonicalJson(odd), '[1,,3,null,null,null,{"d":{},"i":null,"n":null}]');
+    assert.equal(canonicalJson({ b: 1, a: { d: [1, { f: 2, e: undefined }], c: 'x' } }), '{"a":{"c":"x","d":[1,{"f":2}]},"b":1}');
+    assert.equal(canonicalJson({}), '{}');
+    assert.equal(canonicalJson([]), '[]');
+  });
+
+  it('verifies a chain and names the first entry that was changed', () => {
+    let prev = GENESIS_HASH;
+    const chain: AuditEntry[] = [1, 2, 3].map((id) => {
+      const e = { ...entry, id, target: `t${id}`, prevHash: prev, hash: '' };
+      e.hash = auditHash(prev, e);
+      prev = e.hash;
+      return e;
+    });
+    assert.deepEqual(verifyAuditChain(chain), { ok: true });
+    const tampered = chain.map((e) => (e.id === 2 ? { ...e, status: 500 } : e));
+    assert.deepEqual(verifyAuditChain(tampered), { ok: false, badId: 2, reason: 'hash does not match the entry' });
+  });
+});
