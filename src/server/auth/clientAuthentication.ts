@@ -6,19 +6,27 @@ import type { AttemptRecord, GrantDeps, TokenRequest } from './tokenGrant.ts';
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** Client ids are GUIDs, which Entra compares case-insensitively. */
-export const canonicalClientId = (raw: string): string => (GUID.test(raw) ? raw.toLowerCase() : raw);
+/** A token request's client id as sent, and in canonical form (GUIDs, which Entra compares case-insensitively). */
+export interface ClientId {
+  raw: string;
+  id: string;
+}
 
-/** The requesting application of this tenant, enabled; its canonical id is recorded on the attempt. */
-export async function requestingApp(req: TokenRequest, deps: GrantDeps, attempt: AttemptRecord): Promise<AppRecord> {
-  const rawClientId = req.client.id;
-  if (!rawClientId) throw entraErrors.missingParameter('client_id');
-  const clientId = canonicalClientId(rawClientId);
-  attempt.clientId = clientId;
-  const app = await deps.store.getApp(clientId);
-  if (!app || app.tenantId !== deps.tenant.id) throw entraErrors.unknownClient(rawClientId, deps.tenant.name);
+/** The request's client id, recorded on the attempt at once so that every later refusal is audited with it. */
+export function identifyClient(req: TokenRequest, attempt: AttemptRecord): ClientId {
+  const raw = req.client.id;
+  if (!raw) throw entraErrors.missingParameter('client_id');
+  const id = GUID.test(raw) ? raw.toLowerCase() : raw;
+  attempt.clientId = id;
+  return { raw, id };
+}
+
+/** The requesting application of this tenant, enabled. */
+export async function requestingApp(deps: GrantDeps, attempt: AttemptRecord, client: ClientId): Promise<AppRecord> {
+  const app = await deps.store.getApp(client.id);
+  if (!app || app.tenantId !== deps.tenant.id) throw entraErrors.unknownClient(client.raw, deps.tenant.name);
   attempt.appName = app.name;
-  if (app.disabled) throw entraErrors.disabledApp(clientId, app.name);
+  if (app.disabled) throw entraErrors.disabledApp(client.id, app.name);
   return app;
 }
 

@@ -4,19 +4,17 @@ import { isAcceptedAudience, audienceClaimFor, resourceFromScope } from './audie
 import { appTokenClaims } from './claims.ts';
 import { entraErrors } from './entraErrors.ts';
 import type { TokenGrant } from './tokenGrant.ts';
-import { canonicalClientId, requestingApp, verifyClientSecret } from './clientAuthentication.ts';
+import { identifyClient, requestingApp, verifyClientSecret } from './clientAuthentication.ts';
 
 export const clientCredentialsGrant: TokenGrant = async (req, deps, attempt) => {
-  const rawClientId = req.client.id;
-  if (!rawClientId) throw entraErrors.missingParameter('client_id');
-  attempt.clientId = canonicalClientId(rawClientId);
+  const client = identifyClient(req, attempt);
 
   const resourceParam = req.version === '1.0' ? 'resource' : 'scope';
   const requested = req.params.get(resourceParam);
   if (!requested) throw entraErrors.missingParameter(resourceParam);
   if (!req.client.secret) throw entraErrors.missingParameter('client_secret');
 
-  const app = await requestingApp(req, deps, attempt);
+  const app = await requestingApp(deps, attempt, client);
   await verifyClientSecret(deps, attempt, app, req.client.secret);
 
   let resource = requested;

@@ -7,8 +7,7 @@ import type { AppRecord, Store, UserRecord } from '../../store/store.ts';
 import { userTokenClaims, type TokenVersion } from './claims.ts';
 import { entraErrors } from './entraErrors.ts';
 import type { AttemptRecord, GrantDeps, IssuedToken, TokenRequest } from './tokenGrant.ts';
-import { requestingApp, verifyClientSecret } from './clientAuthentication.ts';
-
+import { identifyClient, requestingApp, verifyClientSecret } from './clientAuthentication.ts';
 
 /** The scope every user token may carry even when the user's roles grant nothing (Entra's conventional default). */
 export const BASE_SCOPE = 'user_impersonation';
@@ -73,7 +72,7 @@ export async function scopesForUser(store: Store, userOid: string): Promise<stri
  * present theirs (checked with the same lockout as client credentials).
  */
 export async function authenticateDelegatedClient(req: TokenRequest, deps: GrantDeps, attempt: AttemptRecord): Promise<AppRecord> {
-  const app = await requestingApp(req, deps, attempt);
+  const app = await requestingApp(deps, attempt, identifyClient(req, attempt));
   if (app.publicClient) {
     if (req.client.secret !== null || req.params.get('client_assertion') !== undefined) throw entraErrors.publicClientWithSecret();
     return app;
@@ -83,6 +82,7 @@ export async function authenticateDelegatedClient(req: TokenRequest, deps: Grant
   return app;
 }
 
+/** The resource a delegated token request names, checked against the audiences this server answers to. */
 export function requestedResource(req: TokenRequest, deps: GrantDeps, attempt: AttemptRecord): DelegatedScopeRequest {
   let wanted: DelegatedScopeRequest;
   if (req.version === '1.0') {

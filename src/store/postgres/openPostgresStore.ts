@@ -114,7 +114,7 @@ export async function openPostgresStore(opts: PostgresStoreOptions): Promise<Sto
         }
       },
       singleRowInserts: false,
-    maxParameters: PG_MAX_PARAMETERS,
+      maxParameters: PG_MAX_PARAMETERS,
       actionGroupCommit: opts.groupCommit === false ? null : { maxBatch: 512, maxInFlight: 4 },
       auditGroupCommit: { maxBatch: 512, maxInFlight: 1 },
     };
