@@ -63,7 +63,7 @@ export async function benchApi() {
       runs.push({
         connections: c,
         baseline: { what: 'Fastify hello-world POST', ...b, allRps: base.map((x) => x.rps) },
-        tourniquet: { what: 'POST StopAndQuarantineFile (durable, synchronous=FULL)', ...t, allRps: tq.map((x) => x.rps) },
+        tourniquet: { what: 'POST StopAndQuarantineFile (durable: answered after the WAL fdatasync)', ...t, allRps: tq.map((x) => x.rps) },
         ratio: Number((t.rps / b.rps).toFixed(3)),
       });
     }

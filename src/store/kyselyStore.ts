@@ -139,6 +139,8 @@ export interface KyselyStoreOptions {
   changeCounter?: () => number;
   /** With changeCounter: shared by every store on the same file in this process (see MachineRowCache). */
   writeEpoch?: WriteEpoch;
+  /** Runs after the last write, before the connection closes (SQLite: back to synchronous=FULL, walDurability.ts). */
+  beforeClose?: () => Promise<void>;
 }
 
 export class KyselyStore implements Store {
@@ -170,7 +172,8 @@ export class KyselyStore implements Store {
         transaction: (fn) => this.rawTransaction(fn),
       });
     this.writeActions = (items) => batches.writeActions(items);
-    this.closeBatches = opts.batches ? () => opts.batches!.close() : async () => undefined;
+    const closeBatches = opts.batches ? () => opts.batches!.close() : async () => undefined;
+    this.closeBatches = opts.beforeClose ? () => closeBatches().then(opts.beforeClose) : closeBatches;
     this.actionCommitter = dialect.actionGroupCommit ? new GroupCommitter(this.writeActions, dialect.actionGroupCommit) : null;
     this.auditCommitter = new GroupCommitter((items) => batches.writeAudit(items), dialect.auditGroupCommit);
   }
@@ -541,7 +544,35 @@ export class KyselyStore implements Store {
 
   async transitionAction(id: string, t: Transition, at: string, patch?: ActionPatch): Promise<TransitionResult | null> {
     checkTimestamp('at', at);
-    const extra = patchColumns(patch);
+    return this.transitionWith(id, t, at, patchColumns(patch));
+  }
+
+  async applyDeviceResult(id: string, at: string, r: Omit<DeviceResultRecord, 'applied'>): Promise<TransitionResult | null> {
+    checkTimestamp('at', at);
+    checkTimestamp('reportedAt', r.reportedAt);
+    const record = (applied: boolean): DeviceResultRecord => ({
+      outcome: r.outcome,
+      errorHResult: r.errorHResult,
+      reason: r.reason,
+      reportedAt: r.reportedAt,
+      applied,
+      detail: r.detail,
+    });
+    const moved = await this.transitionWith(id, { kind: 'deviceResult', outcome: r.outcome }, at, {
+      ...patchColumns({ errorHResult: r.errorHResult }),
+      device_result: json(record(true)),
+    });
+    if (moved && !moved.changed) await this.recordDeviceResult(id, record(false));
+    return moved;
+  }
+
+  /** The lifecycle rule as a compare-and-set on the status; `extra` columns are written only on change. */
+  private async transitionWith(
+    id: string,
+    t: Transition,
+    at: string,
+    extra: Updateable<MachineActionsTable>,
+  ): Promise<TransitionResult | null> {
     for (let attempt = 0; attempt < MAX_TRANSITION_ATTEMPTS; attempt++) {
       const current = await this.getActionRow(id);
       if (!current) return null;

@@ -286,6 +286,11 @@ export interface Store {
   ): Promise<TransitionResult | null>;
   /** Stores a device's result record whether or not it changed the status (late results are kept). */
   recordDeviceResult(id: string, result: DeviceResultRecord): Promise<void>;
+  /**
+   * A device's result: the lifecycle move it makes (with its error code) and its record, in one write, so no reader
+   * sees the final status without the record. `applied` is whether it moved the status (false once final).
+   */
+  applyDeviceResult(id: string, at: string, result: Omit<DeviceResultRecord, 'applied'>): Promise<TransitionResult | null>;
   /** Pending and InProgress actions of one machine, oldest first: what a (re)connecting device must get. */
   activeActionsForMachine(machineId: string): Promise<MachineAction[]>;
   /** Moves every active action whose expiresAt ≤ now to TimeOut, each exactly once; returns those moved. */

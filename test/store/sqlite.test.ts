@@ -1,7 +1,8 @@
 // The store suite on SQLite, plus what only the embedded store has: files, permissions and crash durability.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { endianness } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -132,6 +133,63 @@ describe('sqlite: files and durability', () => {
     } finally {
       raw.close();
     }
+  });
+
+  it('acknowledges writes made with synchronous=OFF only after the WAL is synced, and keeps the WAL checkpointed', async () => {
+    // walDurability.ts: the connection itself never fsyncs; the store syncs the WAL off the event loop and checkpoints
+    // every ~1,000 frames (no automatic checkpoint runs). Without those checkpoints this load leaves ~9,000 frames.
+    const path = join(root, 'wal-durability', 'tourniquet.db');
+    const s = await openSqliteStore({ path });
+    const m = machine();
+    await s.upsertMachine(m);
+    const created = [];
+    for (let round = 0; round < 30; round++) {
+      created.push(...(await Promise.all(Array.from({ length: 100 }, () => action(m)).map((a) => s.createAction(a, keyOf(a))))));
+    }
+    assert.equal(created.length, 3000);
+    const shm = readFileSync(`${path}-shm`);
+    const u32 = (at: number) => (endianness() === 'LE' ? shm.readUInt32LE(at) : shm.readUInt32BE(at));
+    const notCheckpointed = u32(16) - u32(96);
+    assert.ok(notCheckpointed < 1500, `${notCheckpointed} frames wait for a checkpoint`);
+    assert.ok(statSync(`${path}-wal`).size < 12 * 1024 * 1024, 'the WAL is reused from its start after checkpoints');
+    const probe = new BetterSqlite3(path, { readonly: true });
+    try {
+      // A connection of its own sees the defaults; the store's connection is the one in synchronous=OFF.
+      assert.equal(probe.pragma('journal_mode', { simple: true }), 'wal');
+    } finally {
+      probe.close();
+    }
+    await s.close();
+    // Closing checkpoints everything (as synchronous=FULL) and removes the WAL; nothing is lost.
+    assert.equal(existsSync(`${path}-wal`), false);
+    const again = await openSqliteStore({ path });
+    const { count } = await again.listActions(query({ count: true, top: 1 }));
+    assert.equal(count, 3000);
+    await again.close();
+  });
+
+  it('shares one file between two stores of one process and another process writing, with nothing lost', async () => {
+    const path = join(root, 'wal-shared', 'tourniquet.db');
+    const a = await openSqliteStore({ path });
+    const b = await openSqliteStore({ path });
+    const m = machine();
+    await a.upsertMachine(m);
+    const other = new BetterSqlite3(path);
+    other.pragma('busy_timeout = 5000');
+    const writes: Promise<unknown>[] = [];
+    for (let round = 0; round < 20; round++) {
+      for (const s of [a, b]) writes.push(...Array.from({ length: 50 }, () => action(m)).map((x) => s.createAction(x, keyOf(x))));
+      // A foreign connection (synchronous=FULL, automatic checkpoints) writes in between: a CLI beside the server.
+      other.exec(`insert into audit_log (id, at, actor_type, actor_id, action, result, detail, prev_hash, hash)
+        values (${1_000_000 + round}, '2026-01-01T00:00:00.0000000Z', 'app', 'x', 'test', 'success', '{}', '', '')`);
+      await Promise.all(writes.splice(0));
+    }
+    other.close();
+    await b.close();
+    const { count } = await a.listActions(query({ count: true, top: 1 }));
+    assert.equal(count, 2000);
+    await a.close();
+    assert.equal(existsSync(`${path}-wal`), false);
   });
 
   it('supports :memory: (private per store)', async () => {

@@ -733,6 +733,28 @@ export function registerStoreSuite(h: StoreHarness): void {
       await s.recordDeviceResult(randomUUID(), result); // unknown id: nothing to do
     });
 
+    it("a device's result moves the action and stores its record in one write; a late one is kept, not applied", async (t) => {
+      const s = await fresh(t);
+      const m = await withMachine(s);
+      const a = action(m);
+      await s.createAction(a, keyOf(a));
+      await s.transitionAction(a.id, { kind: 'deviceAck' }, ts(1));
+      const r = { outcome: 'Failed' as const, errorHResult: HRESULT.fail, reason: 'refused', reportedAt: ts(2), detail: { files: 1 } };
+      const moved = await s.applyDeviceResult(a.id, ts(2), r);
+      assert.equal(moved?.changed, true);
+      assert.equal(moved?.action.status, 'Failed');
+      assert.equal(moved?.action.errorHResult, HRESULT.fail);
+      // The action as the write returned it already holds the record: no reader sees one without the other.
+      assert.deepEqual(moved?.action.deviceResult, { ...r, applied: true });
+      const late = await s.applyDeviceResult(a.id, ts(3), { ...r, outcome: 'Succeeded', errorHResult: 0, reportedAt: ts(3) });
+      assert.equal(late?.changed, false);
+      const got = await s.getAction(a.id);
+      assert.equal(got?.status, 'Failed');
+      assert.equal(got?.lastUpdateDateTimeUtc, ts(2));
+      assert.deepEqual(got?.deviceResult, { ...r, outcome: 'Succeeded', errorHResult: 0, reportedAt: ts(3), applied: false });
+      assert.equal(await s.applyDeviceResult(randomUUID(), ts(3), r), null);
+    });
+
     it('20 parallel cancels from two nodes: exactly one changes the action', async (t) => {
       const s = await fresh(t);
       const s2 = await sibling(t, s);

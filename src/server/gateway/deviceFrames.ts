@@ -102,18 +102,14 @@ export class DeviceFrames {
     const a = await this.#expireIfDue(own, now);
     // A Failed result always carries a failure code, even from a device that forgot to set one.
     const storedHResult = msg.outcome === 'Succeeded' ? 0 : errorHResult || HRESULT.fail;
-    const moved = await this.deps.store.transitionAction(a.id, { kind: 'deviceResult', outcome: msg.outcome }, now, {
-      errorHResult: storedHResult,
-    });
-    const applied = moved?.changed ?? false;
-    await this.deps.store.recordDeviceResult(a.id, {
+    const moved = await this.deps.store.applyDeviceResult(a.id, now, {
       outcome: msg.outcome,
       errorHResult: storedHResult,
       reason: msg.reason,
       reportedAt: now,
-      applied,
       detail: { ...msg.detail, signature: msg.signature },
     });
+    const applied = moved?.changed ?? false;
     void this.deps.audit(
       deviceAudit(conn, 'device.result', 'success', a.id, {
         outcome: msg.outcome,

@@ -12,14 +12,17 @@ export function openConnection(file: string, opts: ConnectionOptions): BetterSql
   const sqlite = new BetterSqlite3(file);
   try {
     // WAL: readers never wait for the writer. synchronous=FULL: the WAL is fsynced at every commit, so a
-    // commit that returned survives kill -9 and power loss (NORMAL would only survive a process crash).
+    // commit that returned survives kill -9 and power loss (NORMAL would only survive a process crash). The store's
+    // main connection then hands the fsyncs to walDurability.ts, which keeps the same promise off the event loop.
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma('synchronous = FULL');
     sqlite.pragma(`busy_timeout = ${busy}`);
     sqlite.pragma('foreign_keys = ON');
-    // A larger page cache and memory-mapped reads keep the action indexes hot: ~8% more durable inserts/s
-    // in bench/api (measured). Both are caps, not allocations.
-    sqlite.pragma('cache_size = -65536');
+    // Memory-mapped reads keep the action indexes hot (~8% more durable inserts/s in bench/api). The page cache
+    // stays small (8 MiB, above the ~1,000 WAL pages between checkpoints): SQLite scans the cache's whole hash table
+    // at every commit (pcache1TruncateUnsafe), ~240 µs per commit with 64 MiB (measured, docs/decisions.md).
+    // Both are caps, not allocations.
+    sqlite.pragma('cache_size = -8192');
     sqlite.pragma('temp_store = MEMORY');
     sqlite.pragma('mmap_size = 268435456');
   } catch (err) {

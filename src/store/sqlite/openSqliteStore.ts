@@ -12,6 +12,7 @@ import type { NewAuditEntry, Store } from '../store.ts';
 import type { PendingAction } from '../batchWrites.ts';
 import { openConnection } from './connection.ts';
 import { SQLITE_MAX_PARAMETERS } from './limits.ts';
+import { WalDurability } from './walDurability.ts';
 import { SqliteWriterThread } from './writerThread.ts';
 import type { WriteEpoch } from '../machineRowCache.ts';
 import { withKeyLock } from '../writeLock.ts';
@@ -96,7 +97,38 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> 
   const changeCounter = () => dataVersion.get() as number;
   let writeEpoch = writeEpochs.get(lockKey);
   if (!writeEpoch) writeEpochs.set(lockKey, (writeEpoch = { value: 0 }));
-  if (memory || opts.writerThread !== true) return new KyselyStore(db, dialect, new LocalNotifier(), { changeCounter, writeEpoch });
+  if (memory) return new KyselyStore(db, dialect, new LocalNotifier(), { changeCounter, writeEpoch });
+  if (opts.writerThread !== true) {
+    let durability: WalDurability;
+    try {
+      durability = WalDurability.open(sqlite, file, opts.busyTimeoutMs ?? 5000);
+    } catch (err) {
+      await db.destroy();
+      throw err;
+    }
+    const durable: StoreDialect = {
+      ...dialect,
+      // A write is done once it is on disk; the lock is free as soon as it has committed, so the next write commits
+      // while this one's fdatasync runs (and shares the next one).
+      serializeWrites: async (fn) => {
+        const result = await withKeyLock(lockKey, async () => {
+          const r = await fn();
+          await durability.checkpointIfDue();
+          return r;
+        });
+        await durability.synced();
+        return result;
+      },
+      // One batch committing while the one before it waits for its fdatasync.
+      actionGroupCommit: dialect.actionGroupCommit && { ...dialect.actionGroupCommit, maxInFlight: 2 },
+      auditGroupCommit: { ...dialect.auditGroupCommit, maxInFlight: 2 },
+    };
+    return new KyselyStore(db, durable, new LocalNotifier(), {
+      changeCounter,
+      writeEpoch,
+      beforeClose: () => durability.close(),
+    });
+  }
   let writer: SqliteWriterThread;
   try {
     writer = await SqliteWriterThread.start({ file, busyTimeoutMs: opts.busyTimeoutMs ?? 5000 });
