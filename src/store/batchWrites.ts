@@ -3,7 +3,7 @@
 // (one message per batch instead of one per statement) while every other store runs it in place.
 import type { Compilable, Kysely } from 'kysely';
 import type { MachineAction } from '../core/actions.ts';
-import { activeRequestAlreadyExists } from '../core/errors.ts';
+import { activeRequestAlreadyExists, notFound } from '../core/errors.ts';
 import { auditHash, GENESIS_HASH } from './auditChain.ts';
 import type { StoreDialect } from './dialect.ts';
 import type { ItemOutcome } from './groupCommit.ts';
@@ -17,6 +17,8 @@ import type { AuditEntry, NewAuditEntry } from './store.ts';
 export interface PendingAction {
   row: MachineActionsTable;
   audit: NewAuditEntry | null;
+  /** Refused with this 404 message if the machine's complete inventory lacks the file (CreateActionOptions). */
+  fileNotSeenMessage: string | null;
 }
 
 /** How a batch reaches its database: the dialect's rules, a single-statement write, a transaction. */
@@ -97,12 +99,19 @@ export class BatchWrites {
   }
 
   private async insertActionRows(items: PendingAction[]): Promise<ItemOutcome<MachineAction>[]> {
-    // Rows in active_key order: concurrent batches (several nodes) then take the unique-index entries in the
-    // same order, so two batches holding each other's duplicates wait instead of deadlocking.
-    const rows = items.map((i) => i.row).sort((a, b) => compareKeys(a.active_key, b.active_key));
+    const checksFiles = items.some((i) => i.fileNotSeenMessage !== null);
     const withAudit = items.some((i) => i.audit);
+    let refused = new Set<string>();
     const insert = async (db: Kysely<Database>) => {
+      refused = checksFiles ? await this.unseenFiles(db, items) : refused;
+      // Rows in active_key order: concurrent batches (several nodes) then take the unique-index entries in the
+      // same order, so two batches holding each other's duplicates wait instead of deadlocking.
+      const rows = items
+        .filter((i) => !refused.has(i.row.id))
+        .map((i) => i.row)
+        .sort((a, b) => compareKeys(a.active_key, b.active_key));
       const ids = new Set<string>();
+      if (rows.length === 0) return ids;
       if (this.run.dialect.singleRowInserts) {
         const one = this.prepared('machine_actions', rows[0]!, (cols) =>
           db
@@ -126,12 +135,46 @@ export class BatchWrites {
       if (audits.length > 0) await this.chainAudit(db, audits);
       return ids;
     };
-    // One multi-row statement is atomic by itself; several single-row ones (or an audit insert) need a transaction.
-    const atomic = withAudit || this.run.dialect.singleRowInserts;
+    // One multi-row statement is atomic by itself; several single-row ones, an audit insert or the file check read
+    // before the insert need a transaction.
+    const atomic = withAudit || checksFiles || this.run.dialect.singleRowInserts;
     const ids = atomic ? await this.run.transaction(insert) : await this.run.write(insert);
-    return items.map(({ row }) =>
-      ids.has(row.id) ? { ok: true, value: actionFromRow(row) } : { ok: false, error: activeRequestAlreadyExists() },
+    return items.map(({ row, fileNotSeenMessage }): ItemOutcome<MachineAction> => {
+      if (ids.has(row.id)) return { ok: true, value: actionFromRow(row) };
+      if (refused.has(row.id)) return { ok: false, error: notFound(fileNotSeenMessage!) };
+      return { ok: false, error: activeRequestAlreadyExists() };
+    });
+  }
+
+  /**
+   * The ids of items that must be refused: their machine reported a complete file inventory (file_inventories) and
+   * no sighting of their file (file_observations). Two reads for the whole batch, inside its transaction; none when
+   * no machine of the batch has an inventory.
+   */
+  private async unseenFiles(db: Kysely<Database>, items: PendingAction[]): Promise<Set<string>> {
+    const checked = items.filter((i) => i.fileNotSeenMessage !== null && i.row.file_identifier !== null);
+    const machineIds = [...new Set(checked.map((i) => i.row.machine_id))];
+    if (machineIds.length === 0) return new Set();
+    const inventoried = new Set(
+      (await db.selectFrom('file_inventories').select('machine_id').where('machine_id', 'in', machineIds).execute()).map(
+        (r) => r.machine_id,
+      ),
     );
+    const candidates = checked.filter((i) => inventoried.has(i.row.machine_id));
+    if (candidates.length === 0) return new Set();
+    const sha1s = [...new Set(candidates.map((i) => i.row.file_identifier!))];
+    const seen = new Set(
+      (
+        await db
+          .selectFrom('file_observations')
+          .select(['machine_id', 'sha1'])
+          .distinct()
+          .where('machine_id', 'in', [...inventoried])
+          .where('sha1', 'in', sha1s)
+          .execute()
+      ).map((r) => `${r.machine_id} ${r.sha1}`),
+    );
+    return new Set(candidates.filter((i) => !seen.has(`${i.row.machine_id} ${i.row.file_identifier}`)).map((i) => i.row.id));
   }
 
   /** Chains and inserts a batch under the audit lock: the previous hash read here cannot change until commit. */

@@ -55,6 +55,7 @@ import type {
   AssigneeKind,
   AuditEntry,
   AuthCodeRecord,
+  CreateActionOptions,
   AuthCodeRedemption,
   DeviceGroupPatch,
   DeviceGroupRecord,
@@ -492,11 +493,19 @@ export class KyselyStore implements Store {
 
   // ---- machine actions -------------------------------------------------------------------------------------
 
-  async createAction(action: MachineAction, duplicateKey: string, audit?: NewAuditEntry): Promise<MachineAction> {
+  async createAction(
+    action: MachineAction,
+    duplicateKey: string,
+    audit?: NewAuditEntry,
+    opts?: CreateActionOptions,
+  ): Promise<MachineAction> {
     checkAction(action, duplicateKey);
+    const notSeen = opts?.fileNotSeenMessage;
+    if (notSeen !== undefined && !action.relatedFileInfo) throw new TypeError('fileNotSeenMessage needs an action about a file');
     const item: PendingAction = {
       row: actionToRow(action, isFinal(action.status) ? null : duplicateKey),
       audit: audit ? normalizeAuditEntry(audit) : null,
+      fileNotSeenMessage: notSeen ?? null,
     };
     if (this.actionCommitter) return this.actionCommitter.submit(item);
     const [outcome] = await this.writeActions([item]);

@@ -231,6 +231,15 @@ export interface StoreNotification {
   actionId?: string;
 }
 
+export interface CreateActionOptions {
+  /**
+   * Refuse the action (MdeError 404 with this message, nothing written) when its machine has reported a complete
+   * file inventory that does not hold the action's file: MDE's rule for StopAndQuarantineFile. Checked inside the
+   * insert's transaction, so it costs no read of its own per request.
+   */
+  fileNotSeenMessage?: string;
+}
+
 export interface Store {
   readonly kind: 'sqlite' | 'postgres';
 
@@ -274,7 +283,7 @@ export interface Store {
    * An action about a file is held unique per file and key, so its key must determine the file (one key is never
    * used with two files): core's duplicateKey names the SHA-1 or the vault item, each of which does.
    */
-  createAction(action: MachineAction, duplicateKey: string, audit?: NewAuditEntry): Promise<MachineAction>;
+  createAction(action: MachineAction, duplicateKey: string, audit?: NewAuditEntry, opts?: CreateActionOptions): Promise<MachineAction>;
   getAction(id: string): Promise<MachineAction | null>;
   listActions(q: ListQuery, visibility?: Visibility): Promise<ListResult<MachineAction>>;
   /** Applies the lifecycle rule atomically (compare-and-set on status); `patch` is written only on change. */

@@ -1014,6 +1014,40 @@ export function registerStoreSuite(h: StoreHarness): void {
       assert.equal(await s.fileSeenOnMachine(m1.id, other), 'notSeen');
     });
 
+    it("createAction refuses, inside its batch, a file the machine's complete inventory lacks; nothing is written", async (t) => {
+      const s = await fresh(t);
+      const inventoried = await withMachine(s);
+      const unknown = await withMachine(s);
+      const held = hex40('held');
+      const obs = { sha1: held, sha256: null, path: '/bin/held', size: 1, signer: null, trusted: false, seenAt: ts(0) };
+      await s.recordFileObservations(inventoried.id, [obs], true);
+      const about = (m: Machine, sha1: string) => action(m, { relatedFileInfo: { fileIdentifier: sha1, fileIdentifierType: 'Sha1' } });
+      const message = (m: Machine, sha1: string) => ({ fileNotSeenMessage: `Sha1 ${sha1} was not found in machine ${m.id}` });
+      const lacking = about(inventoried, hex40('lacking'));
+      const batch = [
+        about(inventoried, held.toUpperCase()),
+        lacking,
+        about(unknown, hex40('lacking')), // no complete inventory: allowed
+      ];
+      const outcomes = await Promise.allSettled(
+        batch.map((a) =>
+          s.createAction(a, keyOf(a), auditEntry({ target: a.id }), message(a.machineId === inventoried.id ? inventoried : unknown, a.relatedFileInfo!.fileIdentifier)),
+        ),
+      );
+      assert.deepEqual(outcomes.map((o) => o.status), ['fulfilled', 'rejected', 'fulfilled']);
+      const err = (outcomes[1] as PromiseRejectedResult).reason as MdeError;
+      assert.equal(err.status, 404);
+      assert.equal(err.message, `Sha1 ${lacking.relatedFileInfo!.fileIdentifier} was not found in machine ${inventoried.id}`);
+      assert.equal(await s.getAction(lacking.id), null);
+      const entries = await s.listAudit({ top: 100, skip: 0 });
+      assert.equal(entries.filter((e) => e.target === lacking.id).length, 0, 'no audit entry for the refused action');
+      assert.equal(entries.filter((e) => e.target === batch[0]!.id || e.target === batch[2]!.id).length, 2);
+      // Without the option the rule is not applied (other action types, vault restores).
+      const plain = about(inventoried, hex40('lacking-2'));
+      assert.equal((await s.createAction(plain, keyOf(plain))).id, plain.id);
+      await assert.rejects(s.createAction(action(inventoried, { relatedFileInfo: null }), 'k', undefined, { fileNotSeenMessage: 'x' }), TypeError);
+    });
+
     it('refuses malformed observations without writing any of the report', async (t) => {
       const s = await fresh(t);
       const m = await withMachine(s);

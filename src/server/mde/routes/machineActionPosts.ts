@@ -1,5 +1,5 @@
 // POST /api/machines/{id}/<action>: StopAndQuarantineFile and the other per-machine actions. One pipeline for all:
-// body rules → machine → device prerequisites → file sighting → durable insert (duplicate rule) → dispatch → 201.
+// body rules → machine → device prerequisites → durable insert (file sighting, duplicate rule) → dispatch → 201.
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { duplicateKey, HRESULT, type ActionType, type MachineAction } from '../../../core/actions.ts';
 import { MdeError, notFound } from '../../../core/errors.ts';
@@ -151,9 +151,6 @@ export async function submitAction(
   audit: { action: string; target?: string; detail?: Record<string, unknown> },
 ): Promise<MachineAction> {
   assertDeviceCanPerform(machine, spec.type);
-  if (spec.sha1 && spec.type === 'StopAndQuarantineFile' && (await ctx.store.fileSeenOnMachine(machine.id, spec.sha1)) === 'notSeen') {
-    throw notFound(`Sha1 ${spec.sha1} was not found in machine ${machine.id}`);
-  }
   const created = nowTimestamp();
   const action: MachineAction = {
     id: newTimeOrderedGuid(),
@@ -188,6 +185,11 @@ export async function submitAction(
     result: 'success',
     status: 201,
     detail: { actionId: action.id, type: action.type, machineId: machine.id, sha1: spec.sha1, ...audit.detail },
+  }, {
+    // A file the device's complete inventory does not hold is refused (404), as MDE does; the store checks it in
+    // the insert's transaction.
+    fileNotSeenMessage:
+      spec.sha1 && spec.type === 'StopAndQuarantineFile' ? `Sha1 ${spec.sha1} was not found in machine ${machine.id}` : undefined,
   });
   await ctx.store.publish({ channel: 'action', machineId: saved.machineId, actionId: saved.id });
   return saved;
