@@ -9,7 +9,7 @@
 // - checkpoints happen here, after every frame they copy is on disk, and the database file is fdatasynced before
 //   anyone may reuse the WAL from its start (that reuse is what could otherwise lose checkpointed pages to a power
 //   cut). A second connection holds the write lock from the checkpoint until that fdatasync is done, so no writer of
-//   this process or another restarts the WAL in between; opening also fdatasyncs the database file, in case a process
+//   this process or another restarts the WAL in between; opening also fsyncs the database file, in case a process
 //   died inside that window.
 // - before the connection closes (SQLite checkpoints and deletes the WAL then), it goes back to synchronous=FULL.
 // Between a COMMIT and its fdatasync, readers may already see a write that a power cut could still undo; nobody is
