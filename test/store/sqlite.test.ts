@@ -168,6 +168,38 @@ describe('sqlite: files and durability', () => {
     await again.close();
   });
 
+  it('keeps writing while another connection holds an old snapshot, and checkpoints once it lets go', async () => {
+    const path = join(root, 'wal-reader', 'tourniquet.db');
+    const s = await openSqliteStore({ path });
+    const m = machine();
+    await s.upsertMachine(m);
+    const reader = new BetterSqlite3(path, { readonly: true });
+    const pending = () => {
+      const shm = readFileSync(`${path}-shm`);
+      const u32 = (at: number) => (endianness() === 'LE' ? shm.readUInt32LE(at) : shm.readUInt32BE(at));
+      return u32(16) - u32(96);
+    };
+    try {
+      // A read transaction pins the snapshot: checkpoints may not copy past it, so the WAL grows meanwhile.
+      reader.exec('begin');
+      reader.prepare('select count(*) from machine_actions').get();
+      for (let round = 0; round < 20; round++) {
+        await Promise.all(Array.from({ length: 100 }, () => action(m)).map((a) => s.createAction(a, keyOf(a))));
+      }
+      assert.ok(pending() >= 1000, 'the pinned snapshot held checkpoints back');
+      reader.exec('commit');
+      for (let round = 0; round < 2; round++) {
+        await Promise.all(Array.from({ length: 50 }, () => action(m)).map((a) => s.createAction(a, keyOf(a))));
+      }
+      assert.ok(pending() < 1000, `${pending()} frames still wait once the reader is gone`);
+    } finally {
+      reader.close();
+    }
+    const { count } = await s.listActions(query({ count: true, top: 1 }));
+    assert.equal(count, 2100);
+    await s.close();
+  });
+
   it('shares one file between two stores of one process and another process writing, with nothing lost', async () => {
     const path = join(root, 'wal-shared', 'tourniquet.db');
     const a = await openSqliteStore({ path });
