@@ -6,6 +6,7 @@ import type { MachineAction } from '../core/actions.ts';
 import { activeRequestAlreadyExists, notFound } from '../core/errors.ts';
 import { auditHash, GENESIS_HASH } from './auditChain.ts';
 import type { StoreDialect } from './dialect.ts';
+import { inventoriedMachines, sightedPairs, sightingKey } from './fileSightings.ts';
 import type { ItemOutcome } from './groupCommit.ts';
 import { actionFromRow, auditToRow } from './rowMapping.ts';
 import type { AuditLogTable, Database, MachineActionsTable } from './schema.ts';
@@ -155,26 +156,11 @@ export class BatchWrites {
     const checked = items.filter((i) => i.fileNotSeenMessage !== null && i.row.file_identifier !== null);
     const machineIds = [...new Set(checked.map((i) => i.row.machine_id))];
     if (machineIds.length === 0) return new Set();
-    const inventoried = new Set(
-      (await db.selectFrom('file_inventories').select('machine_id').where('machine_id', 'in', machineIds).execute()).map(
-        (r) => r.machine_id,
-      ),
-    );
+    const inventoried = await inventoriedMachines(db, machineIds);
     const candidates = checked.filter((i) => inventoried.has(i.row.machine_id));
     if (candidates.length === 0) return new Set();
-    const sha1s = [...new Set(candidates.map((i) => i.row.file_identifier!))];
-    const seen = new Set(
-      (
-        await db
-          .selectFrom('file_observations')
-          .select(['machine_id', 'sha1'])
-          .distinct()
-          .where('machine_id', 'in', [...inventoried])
-          .where('sha1', 'in', sha1s)
-          .execute()
-      ).map((r) => `${r.machine_id} ${r.sha1}`),
-    );
-    return new Set(candidates.filter((i) => !seen.has(`${i.row.machine_id} ${i.row.file_identifier}`)).map((i) => i.row.id));
+    const seen = await sightedPairs(db, [...inventoried], [...new Set(candidates.map((i) => i.row.file_identifier!))]);
+    return new Set(candidates.filter((i) => !seen.has(sightingKey(i.row.machine_id, i.row.file_identifier!))).map((i) => i.row.id));
   }
 
   /** Chains and inserts a batch under the audit lock: the previous hash read here cannot change until commit. */

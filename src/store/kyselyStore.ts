@@ -14,6 +14,7 @@ import type { StoreDialect } from './dialect.ts';
 import { GroupCommitter, type BatchWriter } from './groupCommit.ts';
 import { BatchWrites, type PendingAction } from './batchWrites.ts';
 import { chunk, rowsPerStatement } from './statementChunks.ts';
+import { inventoriedMachines, sightedPairs } from './fileSightings.ts';
 import { runTransaction } from './transaction.ts';
 import { PreparedQuery } from './preparedQuery.ts';
 import { MachineRowCache, type WriteEpoch } from './machineRowCache.ts';
@@ -55,8 +56,8 @@ import type {
   AssigneeKind,
   AuditEntry,
   AuthCodeRecord,
-  CreateActionOptions,
   AuthCodeRedemption,
+  CreateActionOptions,
   DeviceGroupPatch,
   DeviceGroupRecord,
   EffectiveRoleAssignment,
@@ -117,15 +118,6 @@ function hotReads(db: Kysely<Database>) {
     ),
     actionById: new PreparedQuery<[id: string], MachineActionsTable>(1, (id) =>
       db.selectFrom('machine_actions').selectAll().where('id', '=', id),
-    ),
-    // Seen here, or (if not) whether the device ever reported an inventory that would have shown it: one read.
-    sighting: new PreparedQuery<[machineId: string, sha1: string], { seen: unknown; inventoried: unknown }>(2, (mid, sha1) =>
-      db.selectNoFrom((eb) => [
-        eb
-          .exists(eb.selectFrom('file_observations').select('sha1').where('machine_id', '=', mid).where('sha1', '=', sha1))
-          .as('seen'),
-        eb.exists(eb.selectFrom('file_inventories').select('machine_id').where('machine_id', '=', mid)).as('inventoried'),
-      ]),
     ),
   };
 }
@@ -733,9 +725,9 @@ export class KyselyStore implements Store {
   }
 
   async fileSeenOnMachine(machineId: string, sha1: string): Promise<'seen' | 'notSeen' | 'unknown'> {
-    const [r] = await this.hot.sighting.execute(this.db, machineId.toLowerCase(), sha1.toLowerCase());
-    if (r && Boolean(r.seen)) return 'seen';
-    return r && Boolean(r.inventoried) ? 'notSeen' : 'unknown';
+    const m = machineId.toLowerCase();
+    if ((await sightedPairs(this.db, [m], [sha1.toLowerCase()])).size > 0) return 'seen';
+    return (await inventoriedMachines(this.db, [m])).has(m) ? 'notSeen' : 'unknown';
   }
 
   async fileObservationsForMachine(machineId: string, sha1: string): Promise<FileObservation[]> {
