@@ -17,6 +17,13 @@ import type { Store } from '../../src/store/store.ts';
 import { action, cmp, keyOf, machine, query, raceTwinActions, str, ts } from './fixtures.ts';
 import { registerStoreSuite } from './storeSuite.ts';
 
+/** WAL frames not yet copied into the database file: the wal-index header's mxFrame (at 16) minus nBackfill (at 96). */
+function framesAwaitingCheckpoint(dbPath: string): number {
+  const shm = readFileSync(`${dbPath}-shm`);
+  const u32 = (at: number) => (endianness() === 'LE' ? shm.readUInt32LE(at) : shm.readUInt32BE(at));
+  return u32(16) - u32(96);
+}
+
 const root = mkdtempSync(join(tmpdir(), 'tourniquet-store-'));
 const paths = new Map<Store, string>();
 let n = 0;
@@ -147,9 +154,7 @@ describe('sqlite: files and durability', () => {
       created.push(...(await Promise.all(Array.from({ length: 100 }, () => action(m)).map((a) => s.createAction(a, keyOf(a))))));
     }
     assert.equal(created.length, 3000);
-    const shm = readFileSync(`${path}-shm`);
-    const u32 = (at: number) => (endianness() === 'LE' ? shm.readUInt32LE(at) : shm.readUInt32BE(at));
-    const notCheckpointed = u32(16) - u32(96);
+    const notCheckpointed = framesAwaitingCheckpoint(path);
     assert.ok(notCheckpointed < 1500, `${notCheckpointed} frames wait for a checkpoint`);
     assert.ok(statSync(`${path}-wal`).size < 12 * 1024 * 1024, 'the WAL is reused from its start after checkpoints');
     const probe = new BetterSqlite3(path, { readonly: true });
@@ -174,11 +179,7 @@ describe('sqlite: files and durability', () => {
     const m = machine();
     await s.upsertMachine(m);
     const reader = new BetterSqlite3(path, { readonly: true });
-    const pending = () => {
-      const shm = readFileSync(`${path}-shm`);
-      const u32 = (at: number) => (endianness() === 'LE' ? shm.readUInt32LE(at) : shm.readUInt32BE(at));
-      return u32(16) - u32(96);
-    };
+    const pending = () => framesAwaitingCheckpoint(path);
     try {
       // A read transaction pins the snapshot: checkpoints may not copy past it, so the WAL grows meanwhile.
       reader.exec('begin');

@@ -56,7 +56,8 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> 
     closeSync(openSync(file, 'a', 0o600)); // SQLite gives its -wal and -shm files the database file's mode
   }
 
-  const sqlite = openConnection(file, { busyTimeoutMs: opts.busyTimeoutMs ?? 5000 });
+  const busyTimeoutMs = opts.busyTimeoutMs ?? 5000;
+  const sqlite = openConnection(file, { busyTimeoutMs });
 
   // Writers of this process on this file queue here (see writeLock.ts); :memory: databases are private.
   // (The real path: two spellings of one file, e.g. through a symlink, must share the lock.)
@@ -101,7 +102,7 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> 
   if (opts.writerThread !== true) {
     let durability: WalDurability;
     try {
-      durability = WalDurability.open(sqlite, file, opts.busyTimeoutMs ?? 5000);
+      durability = WalDurability.open(sqlite, file, busyTimeoutMs);
     } catch (err) {
       await db.destroy();
       throw err;
@@ -131,7 +132,7 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> 
   }
   let writer: SqliteWriterThread;
   try {
-    writer = await SqliteWriterThread.start({ file, busyTimeoutMs: opts.busyTimeoutMs ?? 5000 });
+    writer = await SqliteWriterThread.start({ file, busyTimeoutMs });
   } catch (err) {
     await db.destroy();
     throw err;

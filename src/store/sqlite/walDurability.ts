@@ -29,6 +29,7 @@ const CHECKPOINT_FRAMES = 1000;
 const SHM_HEADER_BYTES = 100;
 const MX_FRAME_OFFSET = 16;
 const N_BACKFILL_OFFSET = 96;
+const LITTLE_ENDIAN = endianness() === 'LE';
 
 interface Waiter {
   resolve(): void;
@@ -112,8 +113,7 @@ export class WalDurability {
   /** The last valid frame of the WAL and how many frames are already copied, as the wal-index says. */
   private walIndex(): { mxFrame: number; nBackfill: number } {
     readSync(this.shmFd, this.shmHeader, 0, SHM_HEADER_BYTES, 0);
-    const le = endianness() === 'LE';
-    const read = (at: number) => (le ? this.shmHeader.readUInt32LE(at) : this.shmHeader.readUInt32BE(at));
+    const read = (at: number) => (LITTLE_ENDIAN ? this.shmHeader.readUInt32LE(at) : this.shmHeader.readUInt32BE(at));
     return { mxFrame: read(MX_FRAME_OFFSET), nBackfill: read(N_BACKFILL_OFFSET) };
   }
 
