@@ -137,6 +137,15 @@ describe('sqlite: files and durability', () => {
       assert.deepEqual(raw.prepare(`select name from sqlite_master where name = 'machine_actions_v3'`).all(), []);
       const plan = raw.prepare('explain query plan select id from machine_actions where file_identifier = ?').all(sha1);
       assert.match(JSON.stringify(plan), /USING (COVERING )?INDEX ux_actions_file_active_key/);
+      // The listing's default order (newest first, id as tie-breaker) walks the creation index backwards, no sort;
+      // the index is stored ascending so that new actions append to it (migration 0005).
+      const listing = JSON.stringify(
+        raw.prepare('explain query plan select id from machine_actions order by creation_date_time_utc desc, id asc limit 10').all(),
+      );
+      assert.match(listing, /INDEX ix_actions_created/);
+      assert.doesNotMatch(listing, /TEMP B-TREE/);
+      const createdIndex = raw.prepare(`select sql from sqlite_master where name = 'ix_actions_created'`).get() as { sql: string };
+      assert.match(createdIndex.sql, /\("creation_date_time_utc", "id" desc\)/);
     } finally {
       raw.close();
     }

@@ -6,12 +6,14 @@ import { initial } from './0001_initial.ts';
 import { rbac } from './0002_rbac.ts';
 import { cluster } from './0003_cluster.ts';
 import { actionFileIndex } from './0004_action_file_index.ts';
+import { actionsCreatedAscending } from './0005_actions_created_ascending.ts';
 
 export const MIGRATIONS: Readonly<Record<string, Migration>> = {
   '0001_initial': initial,
   '0002_rbac': rbac,
   '0003_cluster': cluster,
   '0004_action_file_index': actionFileIndex,
+  '0005_actions_created_ascending': actionsCreatedAscending,
 };
 
 const provider: MigrationProvider = { getMigrations: async () => ({ ...MIGRATIONS }) };

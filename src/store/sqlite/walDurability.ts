@@ -125,7 +125,6 @@ export class WalDurability {
     if (this.closed || this.failure) return;
     const before = this.walIndex();
     if (before.mxFrame - before.nBackfill < CHECKPOINT_FRAMES) return;
-    await this.synced();
     // Another process's writer must not restart the WAL before the database file is on disk: hold the lock. If that
     // process is writing now (busy), the checkpoint waits for a later commit.
     try {
@@ -134,6 +133,10 @@ export class WalDurability {
       return;
     }
     try {
+      // Every frame the checkpoint may copy must be on disk first (FULL syncs the WAL inside its checkpoints too).
+      // Synced under the lock: a commit another process made before we took it may not be synced yet, and copying
+      // its pages into the database file ahead of its WAL frames could leave a torn database after a power cut.
+      await this.synced();
       // Read under the lock: no writer can restart the WAL (and so reset the count) until the rollback below.
       const copied = this.walIndex().nBackfill;
       const [r] = this.main.pragma('wal_checkpoint(PASSIVE)') as { checkpointed: number }[];
