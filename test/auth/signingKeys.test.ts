@@ -123,7 +123,8 @@ describe('SigningKeys', () => {
       const ka = await SigningKeys.load(a!, { refreshMs: 0 });
       const kb = await SigningKeys.load(b!, { refreshMs: 50 });
       const newKid = await ka.rotate();
-      await new Promise((r) => setTimeout(r, 200));
+      // Several 50 ms periods, however busy the host: the refresh is a timer plus a store read.
+      for (let waited = 0; kb.currentKid !== newKid && waited < 5000; waited += 50) await new Promise((r) => setTimeout(r, 50));
       assert.equal(kb.currentKid, newKid);
       ka.stop();
       kb.stop();

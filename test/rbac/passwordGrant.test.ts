@@ -13,7 +13,8 @@ let s: RbacServer;
 let alice: { oid: string; upn: string };
 
 before(async () => {
-  s = await startRbacServer({ userLockout: { maxFailures: 3, lockSeconds: 1 } });
+  // Long enough that a slow host's scrypt calls cannot outlast the lock between the requests that expect it.
+  s = await startRbacServer({ userLockout: { maxFailures: 3, lockSeconds: 4 } });
   alice = await s.user('alice@contoso.com', ['Security responder']);
 });
 after(() => s.close());
@@ -178,8 +179,9 @@ describe('password grant: lockout', () => {
     const entry = audit.find((a) => a.target === u.oid);
     assert.ok(entry, 'the lock is audited');
     assert.equal(entry.actorName, u.upn);
-    assert.ok((await s.admin.listUsers()).find((x) => x.oid === u.oid)?.lockedUntil, 'users list shows the lock');
-    await new Promise((r) => setTimeout(r, 1100));
+    const lockedUntil = (await s.admin.listUsers()).find((x) => x.oid === u.oid)?.lockedUntil;
+    assert.ok(lockedUntil, 'users list shows the lock');
+    await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(lockedUntil) - Date.now()) + 100));
     assert.equal((await postForm(s.tokenEndpoint('1.0'), v1({ username: u.upn }))).status, 200, 'lock expired');
   });
 
