@@ -225,6 +225,8 @@ describe('delivery', () => {
     await two.enroll(token, linuxFacts('same-key'));
     await online(two);
     await replaced;
+    await h.waitFor(() => one.phase === 'closed');
+    // and stays closed: no reconnect attempt within several of its reconnect delays
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(one.phase, 'closed');
     assert.equal(two.online, true);
