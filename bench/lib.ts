@@ -1,5 +1,6 @@
 // Shared bench plumbing: start a child server and wait for its `listening on` line, run autocannon, summarize.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import autocannon from 'autocannon';
 
@@ -40,7 +41,27 @@ export interface LoadResult {
   p99: number;
   non2xx: number;
   errors: number;
+  /** Requests answered over the whole run. */
+  total: number;
 }
+
+/**
+ * CPU time (user + system, every thread) a process has used so far, from /proc: null where there is no /proc.
+ * Per request, it is a steadier figure than requests/s on a shared host, whose speed drifts between runs.
+ */
+export function processCpuSeconds(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th, in clock ticks.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return null;
+  }
+}
+
+/** USER_HZ: 100 on every Linux architecture Node runs on. */
+const CLOCK_TICKS_PER_SECOND = 100;
 
 export async function load(opts: autocannon.Options): Promise<LoadResult> {
   const r = await autocannon({ connections: 50, duration: 10, ...opts });
@@ -50,6 +71,7 @@ export async function load(opts: autocannon.Options): Promise<LoadResult> {
     p99: r.latency.p99,
     non2xx: r.non2xx,
     errors: r.errors,
+    total: r.requests.total,
   };
 }
 

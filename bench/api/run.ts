@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fetchToken, prepareBurstDataDir } from '../../test/helpers/testServer.ts';
 import type autocannon from 'autocannon';
-import { load, startChild, type Child, type LoadResult } from '../lib.ts';
+import { load, processCpuSeconds, startChild, type Child, type LoadResult } from '../lib.ts';
 
 const root = join(import.meta.dirname, '../..');
 const BIN = join(root, 'bin/tourniquet.js');
@@ -52,11 +52,11 @@ export async function benchApi() {
     for (const c of CONNECTIONS) {
       // Baseline and Tourniquet alternate, REPEATS times each, and the medians are compared: this host's speed
       // drifts between runs (shared vCPUs), and alternating spreads the drift over both sides.
-      const base: LoadResult[] = [];
-      const tq: LoadResult[] = [];
+      const base: Measured[] = [];
+      const tq: Measured[] = [];
       for (let r = 0; r < REPEATS; r++) {
-        base.push(await load(request(`${hello.url}/`, 'x'.repeat(700), c)));
-        tq.push(await load(request(`${server.url}/api/machines/${machineId}/StopAndQuarantineFile`, token, c)));
+        base.push(await measured(hello, request(`${hello.url}/`, 'x'.repeat(700), c)));
+        tq.push(await measured(server, request(`${server.url}/api/machines/${machineId}/StopAndQuarantineFile`, token, c)));
       }
       const b = median(base);
       const t = median(tq);
@@ -65,6 +65,9 @@ export async function benchApi() {
         baseline: { what: 'Fastify hello-world POST', ...b, allRps: base.map((x) => x.rps) },
         tourniquet: { what: 'POST StopAndQuarantineFile (durable: answered after the WAL fdatasync)', ...t, allRps: tq.map((x) => x.rps) },
         ratio: Number((t.rps / b.rps).toFixed(3)),
+        // What the ratio would be if both servers were bound by their own CPU alone: hello-world's server CPU per
+        // request over Tourniquet's (medians over the runs). Steadier than requests/s when the host's speed drifts.
+        cpuRatio: cpuRatio(base, tq),
       });
     }
     return { name: 'api', ratio: runs[0]!.ratio, target: 0.3, runs };
@@ -74,8 +77,32 @@ export async function benchApi() {
   }
 }
 
+interface Measured extends LoadResult {
+  /** The server process's CPU (every thread, user + system) per request answered, in µs; null without /proc. */
+  serverCpuUsPerRequest: number | null;
+}
+
+async function measured(server: Child, opts: autocannon.Options): Promise<Measured> {
+  const pid = server.child.pid!;
+  const before = processCpuSeconds(pid);
+  const result = await load(opts);
+  const after = processCpuSeconds(pid);
+  const perRequest = before === null || after === null || result.total === 0 ? null : ((after - before) * 1e6) / result.total;
+  return { ...result, serverCpuUsPerRequest: perRequest === null ? null : Math.round(perRequest) };
+}
+
+function cpuRatio(base: Measured[], tq: Measured[]): number | null {
+  const mid = (xs: (number | null)[]) => {
+    const known = xs.filter((x): x is number => x !== null).sort((a, b) => a - b);
+    return known.length === 0 ? null : known[Math.floor(known.length / 2)]!;
+  };
+  const b = mid(base.map((x) => x.serverCpuUsPerRequest));
+  const t = mid(tq.map((x) => x.serverCpuUsPerRequest));
+  return b === null || t === null || t === 0 ? null : Number((b / t).toFixed(3));
+}
+
 /** The run with the median requests/s (its latencies with it). */
-function median(runs: LoadResult[]): LoadResult {
+function median<T extends LoadResult>(runs: T[]): T {
   return [...runs].sort((a, b) => a.rps - b.rps)[Math.floor(runs.length / 2)]!;
 }
 
