@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { createApp, createEnrollToken } from '../../src/cli/credentials.ts';
-import { runBenchMain } from '../lib.ts';
+import { processCpuSeconds, runBenchMain } from '../lib.ts';
 import { SimIpc } from '../simIpc.ts';
 import { DEMO_SHA1 } from '../../src/simulator/index.ts';
 import { openStore } from '../../src/store/open.ts';
@@ -46,10 +46,11 @@ function rssOf(pid: number): number {
   return m ? Number(m[1]) * 1024 : NaN;
 }
 
-/** CPU seconds (user + system) a process has used so far. */
+/** CPU seconds (user + system) a process has used so far; this bench needs them (Linux's /proc). */
 function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  const seconds = processCpuSeconds(pid);
+  if (seconds === null) throw new Error(`cannot read the CPU time of process ${pid} from /proc`);
+  return seconds;
 }
 
 /** Runs `fn` and reports how much CPU the server and the simulators spent meanwhile. */
