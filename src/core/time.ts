@@ -3,12 +3,28 @@
 
 const FIXED = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\.(\d{7})Z$/;
 
+// The date and time up to the second of recent timestamps: a busy server formats several per request (now, and
+// now plus the action expiry), nearly all within two seconds, and Date#toISOString was the costliest step.
+const memoSeconds = [Number.NaN, Number.NaN];
+const memoPrefixes = ['', ''];
+let memoNext = 0;
+
+function secondPrefix(second: number): string {
+  if (memoSeconds[0] === second) return memoPrefixes[0]!;
+  if (memoSeconds[1] === second) return memoPrefixes[1]!;
+  const prefix = new Date(second * 1000).toISOString().slice(0, 20); // 2026-11-29T06:57:06.
+  memoSeconds[memoNext] = second;
+  memoPrefixes[memoNext] = prefix;
+  memoNext = 1 - memoNext;
+  return prefix;
+}
+
 /** Formats epoch microseconds (plus an optional 100 ns digit) as the stored fixed-width form. */
 export function formatTicks(epochMicros: bigint, hundredNanos = 0): string {
-  const ms = Number(epochMicros / 1000n);
-  const micros = Number(epochMicros % 1000n);
-  const base = new Date(ms).toISOString(); // 2026-11-29T06:57:06.123Z
-  return `${base.slice(0, 23)}${String(micros).padStart(3, '0')}${hundredNanos}Z`;
+  // Seconds and microseconds apart, in BigInt: epoch microseconds pass 2^53 in the year 2255.
+  const prefix = secondPrefix(Number(epochMicros / 1_000_000n));
+  const fraction = Number(epochMicros % 1_000_000n) * 10 + hundredNanos;
+  return `${prefix}${String(fraction).padStart(7, '0')}Z`;
 }
 
 /** Stored form → wire form: trailing zeros of the fraction trimmed (and the dot when nothing is left). */

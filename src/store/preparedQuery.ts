@@ -2,7 +2,7 @@
 // frozen tree) and compiling it cost more CPU and garbage than a SQLite point read itself; the hottest queries of
 // a request (POST StopAndQuarantineFile: machine, sighting, insert) are fixed in shape, so only the values change.
 // The SQL still comes from Kysely, from the same typed builder as every other query.
-import type { Compilable, CompiledQuery, Kysely } from 'kysely';
+import type { Compilable, CompiledQuery, Kysely, QueryResult } from 'kysely';
 
 /** Stands for the i-th argument while the query is compiled. */
 class Slot {
@@ -35,5 +35,10 @@ export class PreparedQuery<Args extends readonly unknown[], Row> {
 
   async execute(db: Kysely<never> | Kysely<any>, ...args: Args): Promise<Row[]> {
     return (await db.executeQuery(this.bind(args))).rows;
+  }
+
+  /** The driver's whole answer: rows, and for a write the number of rows it changed. */
+  async result(db: Kysely<never> | Kysely<any>, ...args: Args): Promise<QueryResult<Row>> {
+    return db.executeQuery(this.bind(args));
   }
 }

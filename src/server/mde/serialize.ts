@@ -84,7 +84,10 @@ export function machineWire(m: Machine): Record<string, unknown> {
 }
 
 export function entityJson(context: string, body: Record<string, unknown>): string {
-  return JSON.stringify({ '@odata.context': context, ...body });
+  // Spliced as text rather than spread into a new object: the same bytes, without copying 20 properties per answer.
+  const inner = JSON.stringify(body);
+  const head = `{"@odata.context":${JSON.stringify(context)}`;
+  return inner === '{}' ? `${head}}` : `${head},${inner.slice(1)}`;
 }
 
 export function listJson(
