@@ -23,9 +23,22 @@ export const MIN_LINUX_AGENT_VERSION: Partial<Record<ActionType, string>> = {
   RestoreQuarantinedFile: '0.1.0',
 };
 
+// Parsed versions, by text: a fleet reports a handful of agent versions, and every action checks one.
+const parsedVersions = new Map<string, readonly number[]>();
+
+function versionParts(v: string): readonly number[] {
+  let parts = parsedVersions.get(v);
+  if (!parts) {
+    parts = v.split(/[.\-+]/).map((x) => Number.parseInt(x, 10) || 0);
+    if (parsedVersions.size >= 1000) parsedVersions.clear();
+    parsedVersions.set(v, parts);
+  }
+  return parts;
+}
+
 export function compareVersions(a: string, b: string): number {
-  const pa = a.split(/[.\-+]/).map((x) => Number.parseInt(x, 10) || 0);
-  const pb = b.split(/[.\-+]/).map((x) => Number.parseInt(x, 10) || 0);
+  const pa = versionParts(a);
+  const pb = versionParts(b);
   for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
     const d = (pa[i] ?? 0) - (pb[i] ?? 0);
     if (d !== 0) return d < 0 ? -1 : 1;

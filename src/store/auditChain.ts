@@ -105,8 +105,29 @@ export function normalizeAuditEntry(e: NewAuditEntry): NewAuditEntry {
   }
   if (e.status !== null && !Number.isInteger(e.status)) throw new TypeError('audit status must be an integer or null');
   checkTimestamp('audit at', e.at);
-  const detailText = JSON.stringify(e.detail === undefined ? null : e.detail);
-  return entryFields(e, JSON.parse(detailText) as unknown);
+  return entryFields(e, throughJson(e.detail));
+}
+
+/**
+ * `detail` as JSON gives it back. A flat object of strings, booleans, null and finite numbers comes back as a plain
+ * copy (undefined members dropped), built directly: this runs for every action created.
+ */
+export function throughJson(detail: unknown): unknown {
+  if (detail === undefined) return null;
+  if (typeof detail === 'object' && detail !== null && Object.getPrototypeOf(detail) === Object.prototype) {
+    const copy: Record<string, unknown> = {};
+    let flat = true;
+    for (const [k, v] of Object.entries(detail)) {
+      // '__proto__' would set the copy's prototype instead of a member; -0 and non-finite numbers change in JSON.
+      if (k === '__proto__') flat = false;
+      else if (v === null || typeof v === 'string' || typeof v === 'boolean') copy[k] = v;
+      else if (typeof v === 'number' && Number.isFinite(v) && !Object.is(v, -0)) copy[k] = v;
+      else if (v !== undefined) flat = false;
+      if (!flat) break;
+    }
+    if (flat) return copy;
+  }
+  return JSON.parse(JSON.stringify(detail)) as unknown;
 }
 
 export type ChainCheck = { ok: true } | { ok: false; badId: number; reason: string };

@@ -2,7 +2,7 @@
 // implementation and must never change, or every existing log would fail verification.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { auditHash, canonicalJson, GENESIS_HASH, verifyAuditChain } from '../../src/store/auditChain.ts';
+import { auditHash, canonicalJson, GENESIS_HASH, throughJson, verifyAuditChain } from '../../src/store/auditChain.ts';
 import type { AuditEntry } from '../../src/store/store.ts';
 
 const entry: Omit<AuditEntry, 'id' | 'hash' | 'prevHash'> = {
@@ -51,5 +51,34 @@ describe('audit chain hashing', () => {
     assert.deepEqual(verifyAuditChain(chain), { ok: true });
     const tampered = chain.map((e) => (e.id === 2 ? { ...e, status: 500 } : e));
     assert.deepEqual(verifyAuditChain(tampered), { ok: false, badId: 2, reason: 'hash does not match the entry' });
+  });
+});
+
+describe('audit detail as stored', () => {
+  it('is what JSON gives back, for flat and nested values alike', () => {
+    const cases: unknown[] = [
+      undefined,
+      null,
+      'text',
+      3,
+      [1, undefined, () => 1],
+      { actionId: 'a', type: 'StopAndQuarantineFile', sha1: null, n: 5, ok: true, gone: undefined },
+      { '10': 1, '9': 2, b: 'x', a: 'y' },
+      { minusZero: -0, nan: Number.NaN, inf: Number.POSITIVE_INFINITY },
+      { nested: { a: [1, { b: undefined }] }, at: new Date(0) },
+      { fn: () => 1, sym: Symbol('s'), big: 'fine' },
+      JSON.parse('{"__proto__": {"polluted": true}, "x": 1}'),
+      { toJSON: () => ({ replaced: true }) },
+      { lone: '\ud800', quote: '"\\\n' },
+      Object.assign(Object.create({ inherited: 1 }), { own: 2 }),
+    ];
+    for (const detail of cases) {
+      const expected = detail === undefined ? null : JSON.parse(JSON.stringify(detail));
+      const got = throughJson(detail);
+      assert.deepEqual(got, expected);
+      assert.equal(JSON.stringify(got), JSON.stringify(expected));
+      if (got !== null && typeof got === 'object') assert.equal(Object.getPrototypeOf(got), Object.getPrototypeOf(expected));
+    }
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
   });
 });
