@@ -1,7 +1,7 @@
 // The two writes that come in batches (group commit): new actions with their audit entries, and audit entries
 // alone. Kept apart from KyselyStore so that the SQLite writer thread runs exactly this code on its connection
 // (one message per batch instead of one per statement) while every other store runs it in place.
-import type { Compilable, Kysely } from 'kysely';
+import type { Compilable, Kysely, QueryResult } from 'kysely';
 import type { MachineAction } from '../core/actions.ts';
 import { activeRequestAlreadyExists, notFound } from '../core/errors.ts';
 import { auditHash, GENESIS_HASH } from './auditChain.ts';
@@ -24,7 +24,7 @@ export interface PendingAction {
 
 /** How a batch reaches its database: the dialect's rules, a single-statement write, a transaction. */
 export interface WriteRunner {
-  dialect: Pick<StoreDialect, 'maxParameters' | 'lockAuditChain' | 'singleRowInserts'>;
+  dialect: Pick<StoreDialect, 'maxParameters' | 'lockAuditChain' | 'singleRowInserts' | 'runCompiledNow'>;
   write<T>(fn: (db: Kysely<Database>) => Promise<T>): Promise<T>;
   transaction<T>(fn: (trx: Kysely<Database>) => Promise<T>): Promise<T>;
 }
@@ -41,11 +41,23 @@ function columnValues(row: object): unknown[] {
   return Object.values(row);
 }
 
+/** The newest audit entry's id and hash, which the next entry chains to. */
+interface AuditTail {
+  id: number | string | bigint;
+  hash: string;
+}
+
 export class BatchWrites {
   private readonly inserts = new Map<string, PreparedQuery<unknown[], unknown>>();
-  private lastAudit: PreparedQuery<[], { id: number | string | bigint; hash: string }> | null = null;
+  private lastAudit: PreparedQuery<unknown[], AuditTail> | null = null;
 
   constructor(private readonly run: WriteRunner) {}
+
+  /** A compiled-once statement, on the dialect's direct path where it has one (inside a batch's transaction). */
+  private async execute<R>(db: Kysely<Database>, q: PreparedQuery<unknown[], R>, args: unknown[]): Promise<QueryResult<R>> {
+    const now = this.run.dialect.runCompiledNow;
+    return now ? (now(q.bind(args)) as QueryResult<R>) : q.result(db, ...args);
+  }
 
   /** The single-row insert into `table` for rows shaped like `sample` (same columns, same key order), compiled once. */
   private prepared(
@@ -123,7 +135,7 @@ export class BatchWrites {
             .onConflict((oc) => oc.doNothing()),
         );
         for (const row of rows) {
-          const { numAffectedRows } = await one.result(db, ...columnValues(row));
+          const { numAffectedRows } = await this.execute(db, one, columnValues(row));
           if (numAffectedRows === 1n) ids.add(row.id);
         }
       } else {
@@ -176,9 +188,10 @@ export class BatchWrites {
   /** Appends entries to the hash chain inside the caller's write transaction. */
   private async chainAudit(trx: Kysely<Database>, items: NewAuditEntry[]): Promise<AuditEntry[]> {
     await this.run.dialect.lockAuditChain(trx);
-    const [last] = await (this.lastAudit ??= new PreparedQuery<[], { id: number | string | bigint; hash: string }>(0, () =>
+    this.lastAudit ??= new PreparedQuery<unknown[], AuditTail>(0, () =>
       trx.selectFrom('audit_log').select(['id', 'hash']).orderBy('id', 'desc').limit(1),
-    )).execute(trx);
+    );
+    const [last] = (await this.execute(trx, this.lastAudit, [])).rows;
     let id = last ? Number(last.id) : 0;
     let prevHash = last ? last.hash : GENESIS_HASH;
     const chained: AuditEntry[] = items.map((e) => {
@@ -190,7 +203,7 @@ export class BatchWrites {
     const rows: AuditLogTable[] = chained.map(auditToRow);
     if (this.run.dialect.singleRowInserts) {
       const one = this.prepared('audit_log', rows[0]!, (cols) => trx.insertInto('audit_log').values(cols as unknown as AuditLogTable));
-      for (const row of rows) await one.execute(trx, ...columnValues(row));
+      for (const row of rows) await this.execute(trx, one, columnValues(row));
     } else {
       for (const part of chunk(rows, rowsPerStatement(this.run.dialect, rows[0]!))) {
         await trx.insertInto('audit_log').values(part).execute();

@@ -1,5 +1,6 @@
 // One SQLite connection as the store uses it, whichever thread opens it: the same pragmas, the same statement cache.
 import BetterSqlite3 from 'better-sqlite3';
+import type { CompiledQuery, QueryResult } from 'kysely';
 
 export interface ConnectionOptions {
   /** How long a writer waits for another connection's write lock before failing. */
@@ -56,4 +57,15 @@ function withStatementCache(sqlite: BetterSqlite3.Database): BetterSqlite3.Datab
       return typeof v === 'function' ? v.bind(target) : v;
     },
   });
+}
+
+/**
+ * A compiled query run on `sqlite` at once, answered as Kysely's SQLite driver answers (rows for a statement that
+ * returns rows; else the count of changed rows and the last rowid). See StoreDialect.runCompiledNow.
+ */
+export function runCompiled(sqlite: BetterSqlite3.Database, query: CompiledQuery): QueryResult<unknown> {
+  const stmt = sqlite.prepare(query.sql);
+  if (stmt.reader) return { rows: stmt.all(query.parameters) };
+  const { changes, lastInsertRowid } = stmt.run(query.parameters);
+  return { rows: [], numAffectedRows: BigInt(changes), insertId: BigInt(lastInsertRowid) };
 }

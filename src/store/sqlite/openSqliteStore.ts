@@ -10,7 +10,7 @@ import { LocalNotifier } from '../notifier.ts';
 import type { Database } from '../schema.ts';
 import type { NewAuditEntry, Store } from '../store.ts';
 import type { PendingAction } from '../batchWrites.ts';
-import { openConnection } from './connection.ts';
+import { openConnection, runCompiled } from './connection.ts';
 import { SQLITE_MAX_PARAMETERS } from './limits.ts';
 import { WalDurability } from './walDurability.ts';
 import { SqliteWriterThread } from './writerThread.ts';
@@ -73,6 +73,7 @@ export async function openSqliteStore(opts: SqliteStoreOptions): Promise<Store> 
     lockDeviceGroups: async () => undefined,
     singleRowInserts: true,
     maxParameters: SQLITE_MAX_PARAMETERS,
+    runCompiledNow: (query) => runCompiled(sqlite, query),
     actionGroupCommit: opts.groupCommit === false ? null : { maxBatch: 512, maxInFlight: 1 },
     auditGroupCommit: { maxBatch: 512, maxInFlight: 1 },
   };

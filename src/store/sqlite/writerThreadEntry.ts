@@ -6,7 +6,7 @@ import { Kysely, SqliteDialect } from 'kysely';
 import { BatchWrites } from '../batchWrites.ts';
 import type { Database } from '../schema.ts';
 import { runTransaction } from '../transaction.ts';
-import { openConnection } from './connection.ts';
+import { openConnection, runCompiled } from './connection.ts';
 import { SQLITE_MAX_PARAMETERS } from './limits.ts';
 import { encodeError, encodeOutcomes, type WriterReply, type WriterRequest, type WriterThreadData } from './writerMessages.ts';
 
@@ -17,7 +17,12 @@ const sqlite = openConnection(file, { busyTimeoutMs });
 const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
 const batches = new BatchWrites({
   // BEGIN IMMEDIATE already makes a transaction the only writer of the file, audit chain included.
-  dialect: { maxParameters: SQLITE_MAX_PARAMETERS, singleRowInserts: true, lockAuditChain: async () => undefined },
+  dialect: {
+    maxParameters: SQLITE_MAX_PARAMETERS,
+    singleRowInserts: true,
+    lockAuditChain: async () => undefined,
+    runCompiledNow: (query) => runCompiled(sqlite, query),
+  },
   write: (fn) => fn(db),
   transaction: (fn) => runTransaction(db, 'begin immediate', fn),
 });
