@@ -1,6 +1,6 @@
 // A Kysely query built and compiled once, executed many times with new values. Building a query (an immutable,
 // frozen tree) and compiling it cost more CPU and garbage than a SQLite point read itself; the hottest queries of
-// a request (POST StopAndQuarantineFile: machine, sighting, insert) are fixed in shape, so only the values change.
+// a request (POST StopAndQuarantineFile: machine, action and audit inserts) are fixed in shape, so only the values change.
 // The SQL still comes from Kysely, from the same typed builder as every other query.
 import type { Compilable, CompiledQuery, Kysely, QueryResult } from 'kysely';
 
@@ -34,7 +34,7 @@ export class PreparedQuery<Args extends readonly unknown[], Row> {
   }
 
   async execute(db: Kysely<never> | Kysely<any>, ...args: Args): Promise<Row[]> {
-    return (await db.executeQuery(this.bind(args))).rows;
+    return (await this.result(db, ...args)).rows;
   }
 
   /** The driver's whole answer: rows, and for a write the number of rows it changed. */
