@@ -77,8 +77,13 @@ const HASHED_FIELDS = (
   .sort()
   .map((name) => ({ name, prefix: `${JSON.stringify(name)}:` }));
 
-/** sha256 over the previous hash and canonicalJson of the hashed fields (built directly: no copies of the entry). */
+/** sha256 over the previous hash and canonicalJson of the hashed fields. */
 export function auditHash(prevHash: string, entry: Omit<AuditEntry, 'id' | 'hash' | 'prevHash'>): string {
+  return sha256Hex(`${prevHash}\n${flatEntryJson(prevHash, entry) ?? entryJson(prevHash, entry)}`);
+}
+
+/** canonicalJson of the hashed fields, built field by field (any entry). */
+function entryJson(prevHash: string, entry: Omit<AuditEntry, 'id' | 'hash' | 'prevHash'>): string {
   let body = '{';
   for (const { name, prefix } of HASHED_FIELDS) {
     const v = name === 'prevHash' ? prevHash : entry[name];
@@ -86,8 +91,57 @@ export function auditHash(prevHash: string, entry: Omit<AuditEntry, 'id' | 'hash
     if (body.length > 1) body += ',';
     body += prefix + canonicalJson(v);
   }
-  body += '}';
-  return sha256Hex(`${prevHash}\n${body}`);
+  return `${body}}`;
+}
+
+/** Member names that JSON.stringify would not keep in insertion order: array indices, which V8 lists first. */
+const INDEX_LIKE = /^(?:0|[1-9][0-9]*)$/;
+
+function isJsonPrimitive(v: unknown): boolean {
+  return v === null || v === undefined || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean';
+}
+
+/**
+ * The same text as entryJson, by one JSON.stringify of a literal whose keys are in canonical order — for the usual
+ * entry: primitive fields and a `detail` that is absent, null or a flat plain object of primitives. Null otherwise.
+ * (The field-by-field path called JSON.stringify ~15 times per entry: ~2% of a POST's instructions.)
+ */
+function flatEntryJson(prevHash: string, e: Omit<AuditEntry, 'id' | 'hash' | 'prevHash'>): string | null {
+  if (
+    !isJsonPrimitive(e.action) || !isJsonPrimitive(e.actorId) || !isJsonPrimitive(e.actorName) ||
+    !isJsonPrimitive(e.actorType) || !isJsonPrimitive(e.at) || !isJsonPrimitive(e.clientIp) ||
+    !isJsonPrimitive(e.correlationId) || !isJsonPrimitive(e.result) || !isJsonPrimitive(e.status) ||
+    !isJsonPrimitive(e.target)
+  ) {
+    return null;
+  }
+  let detail: unknown = e.detail;
+  if (!isJsonPrimitive(detail)) {
+    if (typeof detail !== 'object' || Object.getPrototypeOf(detail) !== Object.prototype) return null;
+    const source = detail as Record<string, unknown>;
+    const sorted: Record<string, unknown> = {};
+    for (const k of Object.keys(source).sort()) {
+      const v = source[k];
+      if (k === '__proto__' || INDEX_LIKE.test(k) || !isJsonPrimitive(v)) return null;
+      sorted[k] = v;
+    }
+    detail = sorted;
+  }
+  // Keys in HASHED_FIELDS order; JSON.stringify drops undefined members, as entryJson does.
+  return JSON.stringify({
+    action: e.action,
+    actorId: e.actorId,
+    actorName: e.actorName,
+    actorType: e.actorType,
+    at: e.at,
+    clientIp: e.clientIp,
+    correlationId: e.correlationId,
+    detail,
+    prevHash,
+    result: e.result,
+    status: e.status,
+    target: e.target,
+  });
 }
 
 /**

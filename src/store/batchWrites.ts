@@ -11,6 +11,7 @@ import type { ItemOutcome } from './groupCommit.ts';
 import { actionFromRow, auditToRow } from './rowMapping.ts';
 import type { AuditLogTable, Database, MachineActionsTable } from './schema.ts';
 import { PreparedQuery } from './preparedQuery.ts';
+import { LIMIT_ONE } from './sqlLiterals.ts';
 import { chunk, rowsPerStatement } from './statementChunks.ts';
 import type { AuditEntry, NewAuditEntry } from './store.ts';
 
@@ -189,7 +190,7 @@ export class BatchWrites {
   private async chainAudit(trx: Kysely<Database>, items: NewAuditEntry[]): Promise<AuditEntry[]> {
     await this.run.dialect.lockAuditChain(trx);
     this.lastAudit ??= new PreparedQuery<unknown[], AuditTail>(0, () =>
-      trx.selectFrom('audit_log').select(['id', 'hash']).orderBy('id', 'desc').limit(1),
+      trx.selectFrom('audit_log').select(['id', 'hash']).orderBy('id', 'desc').limit(LIMIT_ONE),
     );
     const [last] = (await this.execute(trx, this.lastAudit, [])).rows;
     let id = last ? Number(last.id) : 0;

@@ -17,7 +17,8 @@ import { chunk, rowsPerStatement } from './statementChunks.ts';
 import { inventoriedMachines, sightedPairs } from './fileSightings.ts';
 import { runTransaction } from './transaction.ts';
 import { PreparedQuery } from './preparedQuery.ts';
-import { MachineRowCache, type WriteEpoch } from './machineRowCache.ts';
+import { LIMIT_ONE } from './sqlLiterals.ts';
+import { MachineCache, type WriteEpoch } from './machineCache.ts';
 import {
   checkAction,
   checkMachine,
@@ -127,10 +128,10 @@ export interface KyselyStoreOptions {
   batches?: Pick<BatchWrites, 'writeActions' | 'writeAudit'> & { close(): Promise<void> };
   /**
    * Embedded databases: a number that changes whenever another connection commits (SQLite's data_version). With
-   * it, machine rows are kept between reads (MachineRowCache); without it (PostgreSQL, several nodes), never.
+   * it, machine rows are kept between reads (MachineCache); without it (PostgreSQL, several nodes), never.
    */
   changeCounter?: () => number;
-  /** With changeCounter: shared by every store on the same file in this process (see MachineRowCache). */
+  /** With changeCounter: shared by every store on the same file in this process (see MachineCache). */
   writeEpoch?: WriteEpoch;
   /** Runs after the last write, before the connection closes (SQLite: back to synchronous=FULL, walDurability.ts). */
   beforeClose?: () => Promise<void>;
@@ -144,7 +145,7 @@ export class KyselyStore implements Store {
   private readonly auditCommitter: GroupCommitter<NewAuditEntry, AuditEntry>;
   private closing: Promise<void> | null = null;
   private hotReads: HotReads | null = null;
-  private readonly machineRows: MachineRowCache | null;
+  private readonly machines: MachineCache | null;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -153,8 +154,8 @@ export class KyselyStore implements Store {
     opts: KyselyStoreOptions = {},
   ) {
     this.kind = dialect.kind;
-    this.machineRows = opts.changeCounter
-      ? new MachineRowCache(opts.changeCounter, opts.writeEpoch ?? { value: 0 })
+    this.machines = opts.changeCounter
+      ? new MachineCache(opts.changeCounter, opts.writeEpoch ?? { value: 0 })
       : null;
     const batches =
       opts.batches ??
@@ -194,11 +195,11 @@ export class KyselyStore implements Store {
 
   /** Any write may change a machine: cached rows go before it starts and again once it has committed. */
   private async invalidating<T>(write: () => Promise<T>): Promise<T> {
-    this.machineRows?.clear();
+    this.machines?.clear();
     try {
       return await write();
     } finally {
-      this.machineRows?.clear();
+      this.machines?.clear();
     }
   }
 
@@ -346,12 +347,13 @@ export class KyselyStore implements Store {
 
   async getMachine(id: string): Promise<Machine | null> {
     const key = id.toLowerCase();
-    const cached = this.machineRows?.get(key);
-    if (cached && 'row' in cached) return machineFromRow(cached.row);
+    const cached = this.machines?.get(key);
+    if (cached && 'machine' in cached) return cached.machine;
     const [r] = await this.hot.machineById.execute(this.db, key);
     if (!r) return null;
-    if (cached) this.machineRows!.set(key, r, cached.ticket);
-    return machineFromRow(r);
+    const m = machineFromRow(r);
+    if (cached) this.machines!.set(key, m, cached.ticket);
+    return m;
   }
 
   async resolveMachine(idOrName: string, visibility?: Visibility): Promise<Machine | null> {
@@ -368,7 +370,7 @@ export class KyselyStore implements Store {
     for (const column of ['aad_device_id', 'computer_dns_name'] as const) {
       let q = this.db.selectFrom('machines').selectAll().where(sql<SqlBool>`lower(${sql.ref(column)}) = lower(${idOrName})`);
       if (visibility) q = q.where('rbac_group_id', 'in', visibility.rbacGroupIds);
-      const r = await q.orderBy('last_seen', 'desc').orderBy('id').limit(1).executeTakeFirst();
+      const r = await q.orderBy('last_seen', 'desc').orderBy('id').limit(LIMIT_ONE).executeTakeFirst();
       if (r) return machineFromRow(r);
     }
     return null;
@@ -425,7 +427,7 @@ export class KyselyStore implements Store {
         .where('first_seen', '<=', at)
         .where('last_seen', '>=', horizon)
         .orderBy('last_seen', 'desc')
-        .limit(1)
+        .limit(LIMIT_ONE)
         .executeTakeFirst();
       if (open) {
         if (open.last_seen < at) {

@@ -138,8 +138,10 @@ describe('token attacks', () => {
     await expect401(`Bearer ${await signed({}, {}, other.privateKey)}`, 'foreign key');
   });
 
-  it('tampered payload (roles escalated, signature kept)', async () => {
+  it('tampered payload (roles escalated, signature kept), also while the genuine token is cached', async () => {
     const token = await getToken(server, creds);
+    // Verified once, so cached: verdicts are cached under the signature's tail, which the tampered tokens share.
+    assert.equal((await whoami(server, `Bearer ${token}`)).status, 200);
     const [h, , s] = token.split('.') as [string, string, string];
     const { payload } = decodeParts(token);
     const tampered = { ...payload, roles: ['Machine.ReadWrite.All', 'Machine.Offboard'] };
@@ -148,6 +150,7 @@ describe('token attacks', () => {
     await expect401(`Bearer ${h}.${b64u(otherTenant)}.${s}`, 'tampered tid');
     // Header tampering (kid swap) also breaks it.
     await expect401(`Bearer ${b64u({ alg: 'RS256', typ: 'JWT', kid: 'other' })}.${token.split('.')[1]}.${s}`, 'tampered header');
+    assert.equal((await whoami(server, `Bearer ${token}`)).status, 200, 'the genuine token still works');
   });
 
   it('expired, and nbf / iat in the future, beyond the 5-minute skew', async () => {

@@ -1,6 +1,7 @@
 // The audit chain's hash input is part of every stored entry: these values were computed by the first
 // implementation and must never change, or every existing log would fail verification.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { auditHash, canonicalJson, GENESIS_HASH, throughJson, verifyAuditChain } from '../../src/store/auditChain.ts';
 import type { AuditEntry } from '../../src/store/store.ts';
@@ -38,6 +39,32 @@ describe('audit chain hashing', () => {
     assert.equal(canonicalJson({ b: 1, a: { d: [1, { f: 2, e: undefined }], c: 'x' } }), '{"a":{"c":"x","d":[1,{"f":2}]},"b":1}');
     assert.equal(canonicalJson({}), '{}');
     assert.equal(canonicalJson([]), '[]');
+  });
+
+  it('hashes flat entries (every POST\'s) as canonicalJson of the hashed fields, whatever their keys and values', () => {
+    // The oracle: the definition of the hash, with canonicalJson over the hashed fields and prevHash.
+    const expected = (prev: string, e: typeof entry) => {
+      const { at, actorType, actorId, actorName, action, target, result, status, clientIp, correlationId, detail } = e;
+      const fields = { at, actorType, actorId, actorName, action, target, result, status, clientIp, correlationId, detail, prevHash: prev };
+      return createHash('sha256').update(`${prev}\n${canonicalJson(fields)}`).digest('hex');
+    };
+    const keys = ['sha1', 'actionId', 'type', '10', '9', '0', '01', '-1', '4294967295', 'é', 'A', 'a', '', ' ', 'Z\u0000', '\ud800'];
+    const values: unknown[] = ['x', 'quote " back \\ slash', 'Ünï\u2028', '\udfff', 0, -0, 1.5, 1e21, NaN, Infinity, true, false, null, undefined];
+    let seed = 7;
+    const pick = <T>(xs: readonly T[]): T => xs[(seed = (seed * 1103515245 + 12345) % 2 ** 31) % xs.length]!;
+    for (let n = 0; n < 2000; n++) {
+      const detail: Record<string, unknown> = {};
+      for (let k = pick([0, 1, 2, 3, 4, 6]); k > 0; k--) detail[pick(keys)] = pick(values);
+      const e = { ...entry, detail: pick([detail, detail, null, undefined]), actorName: pick(['n', null, undefined]), status: pick([201, null, -0]) };
+      const prev = pick([GENESIS_HASH, 'f'.repeat(64)]);
+      assert.equal(auditHash(prev, e as typeof entry), expected(prev, e as typeof entry), JSON.stringify(e.detail));
+    }
+    // Member names JSON would not keep as given, and values that are not flat, take the field-by-field path.
+    const proto = JSON.parse('{"__proto__": 1, "b": 2}') as Record<string, unknown>;
+    for (const detail of [proto, { b: [1, 2] }, { a: { c: 1 } }, { d: new Date(0) }, Object.create(null) as object, [1, 2]]) {
+      const e = { ...entry, detail } as typeof entry;
+      assert.equal(auditHash(GENESIS_HASH, e), expected(GENESIS_HASH, e));
+    }
   });
 
   it('verifies a chain and names the first entry that was changed', () => {

@@ -14,7 +14,7 @@ import { openConnection, runCompiled } from './connection.ts';
 import { SQLITE_MAX_PARAMETERS } from './limits.ts';
 import { WalDurability } from './walDurability.ts';
 import { SqliteWriterThread } from './writerThread.ts';
-import type { WriteEpoch } from '../machineRowCache.ts';
+import type { WriteEpoch } from '../machineCache.ts';
 import { withKeyLock } from '../writeLock.ts';
 
 export interface SqliteStoreOptions {

@@ -1,4 +1,4 @@
-// Machine rows kept between reads on SQLite: a read never returns a machine older than the last write anyone made —
+// Machines kept between reads on SQLite: a read never returns a machine older than the last write anyone made —
 // through this store, through another store on the same file, or through another connection altogether.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -63,13 +63,19 @@ describe('sqlite machine rows between reads', () => {
     });
   }
 
-  it('gives every caller objects of its own', async () => {
+  it('shares one read-only machine between callers: writing to it throws and changes nothing', async () => {
     const s = await openSqliteStore({ path: freshPath() });
     const m = machine({ ipAddresses: [{ ipAddress: '10.0.0.1', macAddress: null, type: 'Ethernet', operationalStatus: 'Up' }] });
     await s.upsertMachine(m);
     const first = (await s.getMachine(m.id))!;
-    first.ipAddresses.push({ ipAddress: '10.9.9.9', macAddress: null, type: 'Ethernet', operationalStatus: 'Up' });
-    first.computerDnsName = 'mutated';
+    assert.throws(() => first.ipAddresses.push({ ipAddress: '10.9.9.9', macAddress: null, type: 'Ethernet', operationalStatus: 'Up' }), TypeError);
+    assert.throws(() => {
+      first.ipAddresses[0]!.type = 'Wireless';
+    }, TypeError);
+    assert.throws(() => first.machineTags.push('x'), TypeError);
+    assert.throws(() => {
+      first.computerDnsName = 'mutated';
+    }, TypeError);
     const second = (await s.getMachine(m.id))!;
     assert.deepEqual(second, m);
     await s.close();
