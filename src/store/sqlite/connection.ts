@@ -65,7 +65,9 @@ function withStatementCache(sqlite: BetterSqlite3.Database): BetterSqlite3.Datab
  */
 export function runCompiled(sqlite: BetterSqlite3.Database, query: CompiledQuery): QueryResult<unknown> {
   const stmt = sqlite.prepare(query.sql);
-  if (stmt.reader) return { rows: stmt.all(query.parameters) };
-  const { changes, lastInsertRowid } = stmt.run(query.parameters);
+  // Values as separate arguments, not one array: better-sqlite3 reads an array's elements through V8's generic
+  // property lookup, ~2% of a POST's instructions over its 39 bound values (callgrind), arguments directly.
+  if (stmt.reader) return { rows: stmt.all(...query.parameters) };
+  const { changes, lastInsertRowid } = stmt.run(...query.parameters);
   return { rows: [], numAffectedRows: BigInt(changes), insertId: BigInt(lastInsertRowid) };
 }
