@@ -128,7 +128,7 @@ export interface KyselyStoreOptions {
   batches?: Pick<BatchWrites, 'writeActions' | 'writeAudit'> & { close(): Promise<void> };
   /**
    * Embedded databases: a number that changes whenever another connection commits (SQLite's data_version). With
-   * it, machine rows are kept between reads (MachineCache); without it (PostgreSQL, several nodes), never.
+   * it, machines are kept between reads (MachineCache); without it (PostgreSQL, several nodes), never.
    */
   changeCounter?: () => number;
   /** With changeCounter: shared by every store on the same file in this process (see MachineCache). */
@@ -193,7 +193,7 @@ export class KyselyStore implements Store {
     return this.dialect.serializeWrites(() => runTransaction(this.db, this.dialect.beginWrite, fn));
   }
 
-  /** Any write may change a machine: cached rows go before it starts and again once it has committed. */
+  /** Any write may change a machine: cached machines go before it starts and again once it has committed. */
   private async invalidating<T>(write: () => Promise<T>): Promise<T> {
     this.machines?.clear();
     try {

@@ -11,7 +11,7 @@
 // machine copies it; writing to the shared one throws.
 import type { Machine } from '../core/machines.ts';
 
-const MAX_ROWS = 10_000;
+const MAX_MACHINES = 10_000;
 
 /** Bumped by every write to one database file from this process, whichever store instance made it. */
 export interface WriteEpoch {
@@ -19,10 +19,10 @@ export interface WriteEpoch {
 }
 
 export class MachineCache {
-  private readonly rows = new Map<string, Machine>();
+  private readonly machines = new Map<string, Machine>();
   private version: number | null = null;
   private seenEpoch: number;
-  /** Bumped by every clear: a row read before a clear must not be kept after it. */
+  /** Bumped by every clear: a machine read before a clear must not be kept after it. */
   private generation = 0;
   private checkedThisTurn = false;
 
@@ -46,25 +46,25 @@ export class MachineCache {
       }
     }
     if (this.epoch.value !== this.seenEpoch) this.forget();
-    const machine = this.rows.get(id);
+    const machine = this.machines.get(id);
     return machine ? { machine } : { ticket: this.generation };
   }
 
   /** Keeps a machine read after `get` gave `ticket` (frozen: see above) — unless a write cleared the cache meanwhile. */
   set(id: string, machine: Machine, ticket: number): void {
     if (ticket !== this.generation || this.epoch.value !== this.seenEpoch) return;
-    if (this.rows.size >= MAX_ROWS) this.rows.delete(this.rows.keys().next().value as string);
-    this.rows.set(id, frozen(machine));
+    if (this.machines.size >= MAX_MACHINES) this.machines.delete(this.machines.keys().next().value as string);
+    this.machines.set(id, frozen(machine));
   }
 
-  /** A write is starting or has committed: this cache and every other one on the file forget their rows. */
+  /** A write is starting or has committed: this cache and every other one on the file forget their machines. */
   clear(): void {
     this.epoch.value++;
     this.forget();
   }
 
   private forget(): void {
-    this.rows.clear();
+    this.machines.clear();
     this.generation++;
     this.seenEpoch = this.epoch.value;
   }
